@@ -1,0 +1,177 @@
+# nudge - SMPP-native SMS gateway with flow rules.
+#
+#   make run      build and start nudged on conf/nudged.conf (loopback)
+#   make test     build and pass the whole suite (unit + integration)
+#   make asan     the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz     run every libFuzzer target for FUZZ_SECONDS each
+#   make bench    benchmarks (figures, never in make test)
+#   make install  PREFIX=/usr/local DESTDIR=
+#   V=1           show full commands
+
+CC		?= cc
+BUILD		?= build
+PREFIX		?= /usr/local
+DESTDIR		?=
+FUZZ_SECONDS	?= 60
+CONF		?= conf/nudged.conf
+
+PKGS		:= libevent libevent_openssl lmdb libxml-2.0 jansson inih glib-2.0 openssl
+
+WARNINGS	:= -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes \
+		   -Wmissing-declarations -Wshadow -Wpointer-arith -Wcast-qual \
+		   -Wsign-compare -Wformat=2 -Wno-unused-parameter
+ifeq ($(CI),true)
+WERROR		?= 1
+endif
+ifeq ($(WERROR),1)
+WARNINGS	+= -Werror
+endif
+
+OPTIMIZE	?= -O2 -g
+SANITIZE	?=
+CPPFLAGS	+= -D_GNU_SOURCE -Ismpp -Isrc
+CFLAGS		+= -std=c11 $(OPTIMIZE) $(WARNINGS) $(SANITIZE) -MMD -MP
+PKG_CFLAGS	= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS	= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv
+LDFLAGS		+= $(SANITIZE)
+
+ifeq ($(V),1)
+Q		:=
+quiet		= @true
+else
+Q		:= @
+quiet		= @printf '  %-7s %s\n'
+endif
+
+# ---- the SMPP library (no libevent, no LMDB) -------------------------------
+SMPP_SRCS := \
+	smpp/smpp_pdu.c \
+	smpp/smpp_tlv.c \
+	smpp/smpp_status.c \
+	smpp/smpp_charset.c \
+	smpp/smpp_udh.c \
+	smpp/smpp_split.c \
+	smpp/smpp_reassembly.c \
+	smpp/smpp_receipt.c \
+	smpp/smpp_session.c
+
+# ---- the daemon, minus main() ---------------------------------------------
+NUDGE_SRCS := \
+	src/log.c \
+	src/clock.c \
+	src/config.c \
+	src/store.c \
+	src/store_timer.c \
+	src/timer.c \
+	src/metrics.c \
+	src/http.c \
+	src/daemon.c
+
+NUDGED_MAIN	:= src/nudged.c
+
+# ---- unit tests: tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME --------
+UNIT_TESTS := \
+	log \
+	config \
+	metrics \
+	store \
+	store_timer
+
+# ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
+FUZZ_TARGETS :=
+
+# ---- benchmarks: tests/bench/bench_NAME.c ---------------------------------
+BENCHES :=
+
+SMPP_OBJS	:= $(SMPP_SRCS:%.c=$(BUILD)/obj/%.o)
+NUDGE_OBJS	:= $(NUDGE_SRCS:%.c=$(BUILD)/obj/%.o)
+LIBSMPP		:= $(BUILD)/libsmpp.a
+LIBNUDGE	:= $(BUILD)/libnudge.a
+NUDGED		:= $(BUILD)/nudged
+UNIT_BINS	:= $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+BENCH_BINS	:= $(BENCHES:%=$(BUILD)/bench/bench_%)
+
+.PHONY: all deps run test test-unit test-integration asan fuzz fuzz-build \
+	bench install clean format check-format
+
+all: $(NUDGED)
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	$(quiet) CC $<
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIBSMPP): $(SMPP_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBNUDGE): $(NUDGE_OBJS)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(NUDGED): $(BUILD)/obj/$(NUDGED_MAIN:.c=.o) $(LIBNUDGE) $(LIBSMPP)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBNUDGE) $(LIBSMPP)
+	$(quiet) LD $@
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lsmpp34 -lm
+
+$(BUILD)/bench/bench_%: $(BUILD)/obj/tests/bench/bench_%.o $(LIBNUDGE) $(LIBSMPP)
+	$(quiet) LD $@
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lsmpp34 -lm
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(NUDGED) -f -c $(CONF)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@BUILD=$(BUILD) tests/run.sh $(UNIT_TESTS)
+
+# The same suite, rebuilt with the sanitizers into its own tree.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPTIMIZE="-O1 -g" \
+	    SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    all $(UNIT_TESTS:%=build/asan/tests/test_%)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    BUILD=build/asan tests/run.sh $(UNIT_TESTS)
+
+# libFuzzer targets, built with clang against the library sources directly.
+FUZZ_CFLAGS	:= -g -O1 -fsanitize=fuzzer,address,undefined -Ismpp -Isrc -D_GNU_SOURCE
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SMPP_SRCS) smpp/smpp.h
+	$(quiet) FUZZ $@
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(SMPP_SRCS)
+
+fuzz-build: deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	@tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@BUILD=$(BUILD) tests/bench/run.sh $(BENCHES)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/nudge/rules \
+	    $(DESTDIR)$(PREFIX)/share/doc/nudge
+	install -m 755 $(NUDGED) $(DESTDIR)$(PREFIX)/sbin/nudged
+	install -m 644 conf/nudged.conf $(DESTDIR)$(PREFIX)/share/doc/nudge/nudged.conf.example
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/nudge/README.md
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,197 @@
+/*
+ * nudged.h - the daemon's one header: logging, configuration, the clock,
+ * the LMDB store, durable timers, metrics and the HTTP API. Prototypes are
+ * grouped by the file that defines them.
+ */
+#ifndef NUDGED_H
+#define NUDGED_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NUDGE_VERSION	"0.1.0"
+
+#ifndef __dead
+#define __dead		__attribute__((__noreturn__))
+#endif
+#define PRINTF_LIKE(f, a) __attribute__((__format__(__printf__, f, a)))
+
+struct event_base;
+struct evbuffer;
+struct evhttp_request;
+
+/* ===== log.c ===== */
+
+enum log_level {
+	LOG_LEVEL_WARN = 0,
+	LOG_LEVEL_INFO = 1,
+	LOG_LEVEL_DEBUG = 2,
+};
+
+/*
+ * Every log line is "<16-hex id> <subsystem> <event> key=value ...": the id
+ * names the session, message or journey the line is about (0 for the daemon
+ * itself). fmt produces the key=value part and may be NULL.
+ */
+void	log_init(int to_stderr, enum log_level level);
+void	log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+void	log_warn(uint64_t id, const char *subsystem, const char *event,
+	    const char *fmt, ...) PRINTF_LIKE(4, 5);
+void	log_warnx(uint64_t id, const char *subsystem, const char *event,
+	    const char *fmt, ...) PRINTF_LIKE(4, 5);
+void	log_info(uint64_t id, const char *subsystem, const char *event,
+	    const char *fmt, ...) PRINTF_LIKE(4, 5);
+void	log_debug(uint64_t id, const char *subsystem, const char *event,
+	    const char *fmt, ...) PRINTF_LIKE(4, 5);
+__dead void fatal(const char *subsystem, const char *event,
+	    const char *fmt, ...) PRINTF_LIKE(3, 4);
+__dead void fatalx(const char *subsystem, const char *event,
+	    const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Masks a phone number for logs: +393401234512 -> +3934•••••12. */
+const char *log_mask_number(const char *number, char *buffer, size_t size);
+#define LOG_MASKED_NUMBER_SIZE	64
+
+/* ===== clock.c ===== */
+
+/*
+ * Wall-clock time in microseconds since the epoch, plus an offset that only
+ * a test build of the configuration may move (the test clock), so flows and
+ * quiet hours can be driven forward without sleeping.
+ */
+uint64_t clock_now_us(void);
+uint64_t clock_monotonic_us(void);
+void	clock_advance_us(uint64_t delta_us);
+uint64_t clock_offset_us(void);
+
+/* ===== store.c ===== */
+
+/*
+ * The only module that calls LMDB. All writes of one event-loop turn join one
+ * write transaction, committed once at the end of the turn (group commit);
+ * work that promises durability (a submit_sm_resp, an HTTP 202) is queued
+ * with store_after_commit() and runs only once that commit is on disk.
+ */
+enum store_result {
+	STORE_OK = 0,
+	STORE_NOT_FOUND,	/* the key is absent */
+	STORE_EXISTS,		/* STORE_PUT_NO_OVERWRITE and the key exists */
+	STORE_ERROR,		/* anything else; already logged */
+};
+
+/* Named databases; later subsystems append theirs before STORE_DB_COUNT. */
+enum store_db {
+	STORE_DB_META = 0,	/* schema version, id sequences */
+	STORE_DB_TIMERS,	/* due time + timer id -> kind + payload */
+	STORE_DB_COUNT
+};
+
+enum store_sequence {
+	STORE_SEQUENCE_TIMER = 0,
+	STORE_SEQUENCE_MESSAGE,
+	STORE_SEQUENCE_COUNT
+};
+
+#define STORE_PUT_NO_OVERWRITE	0x1
+#define STORE_PUT_APPEND	0x2	/* key sorts after every existing key */
+
+struct store_options {
+	const char	*path;		/* directory holding data.mdb */
+	size_t		 initial_map_size; /* bytes; grows on demand */
+	unsigned int	 max_readers;
+	int		 no_sync;	/* MDB_NOSYNC: benchmarks of durability cost only */
+	int		 read_only;	/* nudgectl beside a running daemon */
+};
+
+struct store;
+struct store_cursor;
+typedef void (*store_after_commit_fn)(void *arg, enum store_result result);
+
+struct store	*store_open(const struct store_options *options);
+void		 store_close(struct store *store);
+/* Commits at the end of every loop turn that wrote something. */
+void		 store_attach(struct store *store, struct event_base *base);
+enum store_result store_put(struct store *store, enum store_db db,
+		    const void *key, size_t key_length, const void *value,
+		    size_t value_length, unsigned int flags);
+/* *value stays valid until the next write or commit. */
+enum store_result store_get(struct store *store, enum store_db db,
+		    const void *key, size_t key_length, const void **value,
+		    size_t *value_length);
+enum store_result store_delete(struct store *store, enum store_db db,
+		    const void *key, size_t key_length);
+/* A durable, strictly increasing id; reserved in blocks, never reused. */
+uint64_t	 store_sequence_next(struct store *store,
+		    enum store_sequence sequence);
+void		 store_after_commit(struct store *store,
+		    store_after_commit_fn fn, void *arg);
+/* Commits now and runs the after-commit work; normally the loop does it. */
+enum store_result store_commit(struct store *store);
+int		 store_has_pending(const struct store *store);
+/* Ordered iteration: seek to the first key >= key, then next. */
+enum store_result store_cursor_open(struct store *store, enum store_db db,
+		    struct store_cursor **cursor);
+enum store_result store_cursor_seek(struct store_cursor *cursor,
+		    const void *key, size_t key_length, const void **found_key,
+		    size_t *found_key_length, const void **value,
+		    size_t *value_length);
+enum store_result store_cursor_next(struct store_cursor *cursor,
+		    const void **found_key, size_t *found_key_length,
+		    const void **value, size_t *value_length);
+void		 store_cursor_close(struct store_cursor *cursor);
+/* For /healthz and /metrics. */
+struct store_stats {
+	size_t		 map_size;
+	size_t		 used_bytes;
+	uint64_t	 commits;
+	uint64_t	 records_committed;
+	uint64_t	 map_resizes;
+	uint64_t	 commit_failures;
+};
+void		 store_get_stats(const struct store *store, struct store_stats *stats);
+
+/* ===== store_timer.c ===== */
+
+/*
+ * Durable timers: rows keyed by (due time, timer id) in STORE_DB_TIMERS, so
+ * the earliest is the first key. Nothing pending lives only in memory.
+ */
+typedef void (*store_timer_fn)(void *arg, uint64_t timer_id, uint64_t due_us,
+		    uint16_t kind, const void *payload, size_t payload_length);
+
+enum store_result store_timer_add(struct store *store, uint64_t due_us,
+		    uint16_t kind, const void *payload, size_t payload_length,
+		    uint64_t *timer_id);
+enum store_result store_timer_cancel(struct store *store, uint64_t due_us,
+		    uint64_t timer_id);
+enum store_result store_timer_earliest(struct store *store, uint64_t *due_us);
+/* Hands every row due at or before now_us to fn (oldest first, at most max)
+ * and deletes it in the same write transaction; returns how many. */
+size_t		 store_timer_drain(struct store *store, uint64_t now_us,
+		    size_t max, store_timer_fn fn, void *arg);
+
+/* ===== timer.c ===== */
+
+/* Kinds of durable timer; each subsystem appends its own. */
+enum timer_kind {
+	TIMER_KIND_NONE = 0,
+	TIMER_KIND_TEST,	/* unit tests */
+	TIMER_KIND_COUNT
+};
+
+typedef void (*timer_handler_fn)(void *arg, uint64_t timer_id,
+		    const void *payload, size_t payload_length);
+
+/* One libevent timer armed for the earliest row of the timer table. */
+void		 timer_init(struct event_base *base, struct store *store);
+void		 timer_shutdown(void);
+void		 timer_register(enum timer_kind kind, timer_handler_fn fn, void *arg);
+enum store_result timer_schedule(uint64_t due_us, enum timer_kind kind,
+		    const void *payload, size_t payload_length, uint64_t *timer_id);
+enum store_result timer_cancel(uint64_t due_us, uint64_t timer_id);
+/* Re-reads the earliest row and re-arms (after the test clock moved). */
+void		 timer_rearm(void);
+
+#endif /* NUDGED_H */
