@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define NUDGE_VERSION	"0.1.0"
@@ -65,6 +66,128 @@ uint64_t clock_now_us(void);
 uint64_t clock_monotonic_us(void);
 void	clock_advance_us(uint64_t delta_us);
 uint64_t clock_offset_us(void);
+
+/* ===== config.c ===== */
+
+/* Value types a configuration key may have; each has its own parser. */
+enum config_type {
+	CONFIG_STRING,
+	CONFIG_INTEGER,
+	CONFIG_BOOLEAN,
+	CONFIG_DURATION,	/* "250ms", "30s", "5m", "2h", "1d" -> microseconds */
+	CONFIG_SIZE,		/* "512", "64K", "64M", "1G" -> bytes */
+	CONFIG_ENUM,		/* one of the words in choices ("a|b|c") -> index */
+	CONFIG_LISTEN,		/* "host:port" */
+};
+
+struct config_listen {
+	char		 host[64];
+	uint16_t	 port;
+};
+
+/* One row of the key table: where the value lives and what it may be. */
+struct config_key {
+	const char	*section;	/* "http", or "link" for [link NAME] */
+	const char	*name;
+	enum config_type type;
+	size_t		 offset;	/* into struct config, or the instance */
+	int64_t		 minimum;	/* integers, durations, sizes */
+	int64_t		 maximum;
+	const char	*choices;	/* CONFIG_ENUM: "warn|info|debug" */
+	const char	*default_value;	/* text, parsed like a file value */
+	const char	*help;
+};
+
+struct config {
+	char		*path;
+	/* [nudged] */
+	char		*data_dir;
+	char		*pid_file;
+	int		 log_level;
+	uint64_t	 shutdown_timeout_us;
+	int		 test_clock;
+	/* [store] */
+	uint64_t	 store_map_size;
+	int64_t		 store_max_readers;
+	int		 store_sync;
+	/* [http] */
+	struct config_listen http_listen;
+	char		*http_api_token;
+	uint64_t	 http_max_body_size;
+	uint64_t	 http_timeout_us;
+	/* [smpp] */
+	struct config_listen smpp_listen;
+	uint64_t	 smpp_max_pdu_length;
+};
+
+/* Parses path; on failure every error was printed as "file:line: reason". */
+struct config	*config_load(const char *path, int *error_count);
+void		 config_free(struct config *config);
+/* Writes the key reference (markdown) generated from the table. */
+void		 config_print_reference(FILE *out);
+const struct config_key *config_keys(size_t *count);
+
+/* ===== metrics.c ===== */
+
+/* Prometheus metrics registered by name (and a label set) from any module. */
+enum metric_type {
+	METRIC_COUNTER,
+	METRIC_GAUGE,
+	METRIC_HISTOGRAM,
+};
+
+struct metric;
+typedef void (*metrics_collector_fn)(void *arg);
+
+/* Returns the metric with this name and labels, creating it on first use.
+ * labels is the inside of the braces, e.g. link="carrier-a", or NULL. */
+struct metric	*metrics_counter(const char *name, const char *labels,
+		    const char *help);
+struct metric	*metrics_gauge(const char *name, const char *labels,
+		    const char *help);
+/* bounds: ascending upper bounds of the buckets (+Inf is implied). */
+struct metric	*metrics_histogram(const char *name, const char *labels,
+		    const char *help, const double *bounds, size_t bound_count);
+void		 metrics_add(struct metric *metric, double amount);
+void		 metrics_set(struct metric *metric, double value);
+void		 metrics_observe(struct metric *metric, double value);
+double		 metrics_value(const struct metric *metric);
+/* Runs before every rendering, to refresh gauges computed on demand. */
+void		 metrics_add_collector(metrics_collector_fn fn, void *arg);
+void		 metrics_render(struct evbuffer *out);
+void		 metrics_reset(void);
+
+/* ===== http.c ===== */
+
+struct evhttp;
+struct json_t;
+typedef void (*http_handler_fn)(struct evhttp_request *request, void *arg);
+
+#define HTTP_ROUTE_EXACT	0x0
+#define HTTP_ROUTE_PREFIX	0x1	/* path is a prefix ending in '/' */
+#define HTTP_ROUTE_AUTH		0x2	/* needs the bearer token */
+
+int		 http_start(struct event_base *base, const struct config *config);
+/* Closes the listener; requests in flight still get their answers. */
+void		 http_stop_listening(void);
+void		 http_stop(void);
+/* Re-reads the bearer token after SIGHUP. */
+void		 http_set_token(const char *token);
+void		 http_route(const char *method, const char *path, int flags,
+		    http_handler_fn fn, void *arg);
+/* Sends body (its reference is taken) with status. */
+void		 http_reply_json(struct evhttp_request *request, int status,
+		    struct json_t *body);
+/* {"error": error, "detail": "..."} with a 4xx or 5xx status. */
+void		 http_reply_error(struct evhttp_request *request, int status,
+		    const char *error, const char *detail_fmt, ...)
+		    PRINTF_LIKE(4, 5);
+/* Parses the body as a JSON object; on failure replies 400/413 and
+ * returns NULL. */
+struct json_t	*http_read_json(struct evhttp_request *request);
+/* The path of the request without the query string, for prefix routes. */
+const char	*http_request_path(struct evhttp_request *request, char *buffer,
+		    size_t size);
 
 /* ===== store.c ===== */
 
@@ -193,5 +316,33 @@ enum store_result timer_schedule(uint64_t due_us, enum timer_kind kind,
 enum store_result timer_cancel(uint64_t due_us, uint64_t timer_id);
 /* Re-reads the earliest row and re-arms (after the test clock moved). */
 void		 timer_rearm(void);
+
+/* ===== daemon.c ===== */
+
+/* The running gateway: what every subsystem reaches through `gateway`. */
+struct gateway {
+	struct config	*config;
+	struct event_base *base;
+	struct store	*store;
+	uint64_t	 started_us;	/* monotonic */
+	int		 lock_fd;
+	int		 shutting_down;
+};
+
+extern struct gateway *gateway;
+
+/* A subsystem's part in a graceful stop: begin (send unbinds, stop
+ * accepting) and is_done (nothing left in flight), polled until the bound. */
+typedef void (*daemon_shutdown_begin_fn)(void *arg);
+typedef int (*daemon_shutdown_done_fn)(void *arg);
+/* Applies a freshly parsed configuration after SIGHUP; 0 if it took. */
+typedef int (*daemon_reload_fn)(const struct config *config, void *arg);
+
+void		 daemon_start(struct config *config, int foreground);
+int		 daemon_run(void);
+void		 daemon_on_shutdown(daemon_shutdown_begin_fn begin,
+		    daemon_shutdown_done_fn is_done, void *arg);
+void		 daemon_on_reload(daemon_reload_fn fn, void *arg);
+void		 daemon_request_stop(void);
 
 #endif /* NUDGED_H */

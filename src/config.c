@@ -1,0 +1,514 @@
+/*
+ * config.c - nudged.conf: INI read by libinih, interpreted through one key
+ * table {section, key, type, range, default, help}. Unknown sections and
+ * keys, malformed and out-of-range values are all errors naming file:line;
+ * every error in the file is reported, not just the first. The same table
+ * prints the configuration reference (nudged -K).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "nudged.h"
+
+#define KEY(section, name, type, field, minimum, maximum, choices, def, help) \
+	{ section, name, type, offsetof(struct config, field), minimum,      \
+	    maximum, choices, def, help }
+
+#define DURATION_SECOND	 INT64_C(1000000)
+#define SIZE_KIB	 INT64_C(1024)
+#define SIZE_MIB	 (SIZE_KIB * 1024)
+#define SIZE_GIB	 (SIZE_MIB * 1024)
+
+static const struct config_key config_key_table[] = {
+	KEY("nudged", "data_dir", CONFIG_STRING, data_dir, 1, 4096, NULL,
+	    "var", "Directory holding the LMDB environment and the lock."),
+	KEY("nudged", "pid_file", CONFIG_STRING, pid_file, 0, 4096, NULL, "",
+	    "Pid file; empty means DATA_DIR/nudged.pid."),
+	KEY("nudged", "log_level", CONFIG_ENUM, log_level, 0, 0,
+	    "warn|info|debug", "info", "Least severe level that is logged."),
+	KEY("nudged", "shutdown_timeout", CONFIG_DURATION, shutdown_timeout_us,
+	    DURATION_SECOND, 120 * DURATION_SECOND, NULL, "5s",
+	    "How long SIGTERM waits for unbinds and the last commit."),
+	KEY("nudged", "test_clock", CONFIG_BOOLEAN, test_clock, 0, 1, NULL,
+	    "no",
+	    "Allow POST /v1/test/clock to move time forward (tests only)."),
+	KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
+	    INT64_C(1) << 40, NULL, "64M",
+	    "Initial LMDB map size; it grows by doubling when full."),
+	KEY("store", "max_readers", CONFIG_INTEGER, store_max_readers, 8, 4096,
+	    NULL, "126", "LMDB reader slots (nudged plus nudgectl processes)."),
+	KEY("store", "sync", CONFIG_BOOLEAN, store_sync, 0, 1, NULL, "yes",
+	    "fsync every commit. 'no' loses the last commits on power loss: "
+	    "benchmarks only."),
+	KEY("http", "listen", CONFIG_LISTEN, http_listen, 0, 0, NULL,
+	    "127.0.0.1:8470", "Address and port of the HTTP API."),
+	KEY("http", "api_token", CONFIG_STRING, http_api_token, 0, 256, NULL,
+	    "", "Bearer token required on /v1/ routes; empty allows loopback only."),
+	KEY("http", "max_body_size", CONFIG_SIZE, http_max_body_size, SIZE_KIB,
+	    64 * SIZE_MIB, NULL, "1M", "Largest request body accepted."),
+	KEY("http", "timeout", CONFIG_DURATION, http_timeout_us,
+	    DURATION_SECOND, 600 * DURATION_SECOND, NULL, "30s",
+	    "Idle timeout of an HTTP connection."),
+	KEY("smpp", "listen", CONFIG_LISTEN, smpp_listen, 0, 0, NULL,
+	    "127.0.0.1:2775", "Address and port where ESMEs bind to nudged."),
+	KEY("smpp", "max_pdu_length", CONFIG_SIZE, smpp_max_pdu_length, 256,
+	    SIZE_MIB, NULL, "64K",
+	    "Largest command_length accepted before the body is read."),
+};
+
+#define CONFIG_KEY_COUNT (sizeof(config_key_table) / sizeof(config_key_table[0]))
+
+/* State of one parse: the file being read, its line, and what went wrong. */
+struct config_parse {
+	struct config	*config;
+	FILE		*file;
+	int		 line;
+	int		 errors;
+	bool		 line_too_long;
+	bool		 seen[CONFIG_KEY_COUNT];
+};
+
+static void config_error(struct config_parse *, int, const char *, ...)
+    PRINTF_LIKE(3, 4);
+
+const struct config_key *
+config_keys(size_t *count)
+{
+	*count = CONFIG_KEY_COUNT;
+	return config_key_table;
+}
+
+static void
+config_error(struct config_parse *parse, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: ", parse->config->path, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	parse->errors++;
+}
+
+/* Parses a number with an optional unit suffix from units[] into *result. */
+static int
+config_parse_scaled(const char *text, const char *const *unit_names,
+    const int64_t *unit_values, int64_t *result)
+{
+	char *end;
+	long long number;
+	size_t i;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*text))
+		return -1;
+	number = strtoll(text, &end, 10);
+	if (errno != 0)
+		return -1;
+	for (i = 0; unit_names[i] != NULL; i++) {
+		if (strcasecmp(end, unit_names[i]) == 0) {
+			if (unit_values[i] != 0 &&
+			    number > INT64_MAX / unit_values[i])
+				return -1;
+			*result = number * unit_values[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+config_parse_boolean(const char *text, int *result)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*result = 1;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*result = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Finds text among "a|b|c"; returns its index or -1. */
+static int
+config_parse_enum(const char *text, const char *choices)
+{
+	const char *start = choices, *bar;
+	size_t length;
+	int index = 0;
+
+	for (;;) {
+		bar = strchr(start, '|');
+		length = bar != NULL ? (size_t)(bar - start) : strlen(start);
+		if (strlen(text) == length && strncasecmp(text, start, length) == 0)
+			return index;
+		if (bar == NULL)
+			return -1;
+		start = bar + 1;
+		index++;
+	}
+}
+
+static int
+config_parse_listen(const char *text, struct config_listen *listen)
+{
+	const char *colon = strrchr(text, ':');
+	char *end;
+	long port;
+	size_t host_length;
+
+	if (colon == NULL)
+		return -1;
+	host_length = (size_t)(colon - text);
+	if (host_length == 0 || host_length >= sizeof(listen->host))
+		return -1;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 1 ||
+	    port > 65535)
+		return -1;
+	memcpy(listen->host, text, host_length);
+	listen->host[host_length] = '\0';
+	listen->port = (uint16_t)port;
+	return 0;
+}
+
+/* Stores text as the value of key in base; returns an error text or NULL. */
+static const char *
+config_set(const struct config_key *key, void *base, const char *text)
+{
+	static const char *const duration_units[] = { "us", "ms", "s", "m",
+		"h", "d", NULL };
+	static const int64_t duration_values[] = { 1, 1000, 1000000,
+		60000000, INT64_C(3600000000), INT64_C(86400000000) };
+	static const char *const size_units[] = { "", "K", "M", "G", "T",
+		NULL };
+	static const int64_t size_values[] = { 1, SIZE_KIB, SIZE_MIB,
+		SIZE_GIB, SIZE_GIB * 1024 };
+	char *field = (char *)base + key->offset;
+	char *end;
+	int64_t number;
+	long long parsed;
+	int flag, index;
+	size_t length;
+
+	switch (key->type) {
+	case CONFIG_STRING:
+		length = strlen(text);
+		if ((int64_t)length < key->minimum)
+			return "must not be empty";
+		if ((int64_t)length > key->maximum)
+			return "is too long";
+		free(*(char **)field);
+		if ((*(char **)field = strdup(text)) == NULL)
+			fatal("config", "out-of-memory", NULL);
+		return NULL;
+	case CONFIG_INTEGER:
+		errno = 0;
+		parsed = strtoll(text, &end, 10);
+		if (errno != 0 || *end != '\0' || end == text)
+			return "is not an integer";
+		if (parsed < key->minimum || parsed > key->maximum)
+			return "is out of range";
+		*(int64_t *)field = parsed;
+		return NULL;
+	case CONFIG_BOOLEAN:
+		if (config_parse_boolean(text, &flag) == -1)
+			return "is not yes or no";
+		*(int *)field = flag;
+		return NULL;
+	case CONFIG_DURATION:
+		if (config_parse_scaled(text, duration_units, duration_values,
+		    &number) == -1)
+			return "is not a duration (like 250ms, 30s, 5m, 2h, 1d)";
+		if (number < key->minimum || number > key->maximum)
+			return "is out of range";
+		*(uint64_t *)field = (uint64_t)number;
+		return NULL;
+	case CONFIG_SIZE:
+		if (config_parse_scaled(text, size_units, size_values,
+		    &number) == -1)
+			return "is not a size (like 512, 64K, 64M, 1G)";
+		if (number < key->minimum || number > key->maximum)
+			return "is out of range";
+		*(uint64_t *)field = (uint64_t)number;
+		return NULL;
+	case CONFIG_ENUM:
+		if ((index = config_parse_enum(text, key->choices)) == -1)
+			return "is not one of the allowed words";
+		*(int *)field = index;
+		return NULL;
+	case CONFIG_LISTEN:
+		if (config_parse_listen(text, (struct config_listen *)field) == -1)
+			return "is not host:port with a port from 1 to 65535";
+		return NULL;
+	}
+	return "has an unknown type";
+}
+
+static void
+config_print_range(FILE *out, const struct config_key *key)
+{
+	switch (key->type) {
+	case CONFIG_INTEGER:
+		fprintf(out, "%" PRId64 " to %" PRId64, key->minimum,
+		    key->maximum);
+		break;
+	case CONFIG_DURATION:
+		fprintf(out, "%gs to %gs", (double)key->minimum / 1e6,
+		    (double)key->maximum / 1e6);
+		break;
+	case CONFIG_SIZE:
+		fprintf(out, "%" PRId64 " to %" PRId64 " bytes", key->minimum,
+		    key->maximum);
+		break;
+	case CONFIG_ENUM:
+		fprintf(out, "%s", key->choices);
+		break;
+	case CONFIG_BOOLEAN:
+		fprintf(out, "yes / no");
+		break;
+	case CONFIG_STRING:
+		fprintf(out, "up to %" PRId64 " characters", key->maximum);
+		break;
+	case CONFIG_LISTEN:
+		fprintf(out, "host:port");
+		break;
+	}
+}
+
+void
+config_print_reference(FILE *out)
+{
+	const char *section = "";
+	size_t i;
+
+	fprintf(out, "# nudged.conf reference\n\n"
+	    "Generated from the key table in src/config.c by `nudged -K`.\n"
+	    "Syntax: INI; `;` starts a comment; lines up to 199 characters.\n");
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		const struct config_key *key = &config_key_table[i];
+
+		if (strcmp(section, key->section) != 0) {
+			section = key->section;
+			fprintf(out, "\n## [%s]\n\n", section);
+			fprintf(out, "| key | default | range | meaning |\n");
+			fprintf(out, "| --- | --- | --- | --- |\n");
+		}
+		fprintf(out, "| `%s` | `%s` | ", key->name,
+		    key->default_value);
+		config_print_range(out, key);
+		fprintf(out, " | %s |\n", key->help);
+	}
+}
+
+static int
+config_section_known(const char *section)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (strcmp(config_key_table[i].section, section) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Syntax is checked here, line by line, because libinih reports only the
+ * first malformed line: a section header must be known, and anything else
+ * that is not blank or a comment must be "key = value".
+ */
+static void
+config_check_line(struct config_parse *parse, const char *line)
+{
+	char section[128];
+	const char *p = line, *close;
+	size_t length;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0' || *p == '\n' || *p == '\r' || *p == ';' || *p == '#')
+		return;
+	if (*p == '[') {
+		close = strchr(p, ']');
+		length = close != NULL ? (size_t)(close - p - 1) : 0;
+		if (close == NULL || length == 0 || length >= sizeof(section)) {
+			config_error(parse, parse->line,
+			    "malformed section header");
+			return;
+		}
+		memcpy(section, p + 1, length);
+		section[length] = '\0';
+		if (!config_section_known(section))
+			config_error(parse, parse->line,
+			    "unknown section [%s]", section);
+		return;
+	}
+	if (strchr(p, '=') == NULL)
+		config_error(parse, parse->line,
+		    "expected 'key = value', '[section]' or a comment");
+	else if (*p == '=')
+		config_error(parse, parse->line, "missing key before '='");
+}
+
+/*
+ * libinih asks us for each line; counting lines here is how every error can
+ * name its line (Debian's libinih passes no line number to the handler).
+ * Lines longer than the buffer are refused whole instead of being split.
+ */
+static char *
+config_read_line(char *buffer, int size, void *stream)
+{
+	struct config_parse *parse = stream;
+	size_t length;
+	int c;
+
+	if (fgets(buffer, size, parse->file) == NULL)
+		return NULL;
+	parse->line++;
+	length = strlen(buffer);
+	if (length > 0 && buffer[length - 1] != '\n' && !feof(parse->file)) {
+		while ((c = fgetc(parse->file)) != EOF && c != '\n')
+			;
+		config_error(parse, parse->line,
+		    "line is longer than %d characters", size - 2);
+		snprintf(buffer, size, ";\n");
+		return buffer;
+	}
+	config_check_line(parse, buffer);
+	return buffer;
+}
+
+static int
+config_handle(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct config_parse *parse = user;
+	const char *problem;
+	size_t i;
+
+	if (!config_section_known(section))
+		return 1;	/* reported at its header */
+	if (section[0] == '\0') {
+		config_error(parse, parse->line,
+		    "key '%s' outside of any [section]", name);
+		return 1;
+	}
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		const struct config_key *key = &config_key_table[i];
+
+		if (strcmp(key->section, section) != 0 ||
+		    strcmp(key->name, name) != 0)
+			continue;
+		if (parse->seen[i])
+			config_error(parse, parse->line,
+			    "%s.%s is set twice", section, name);
+		parse->seen[i] = true;
+		if ((problem = config_set(key, parse->config, value)) != NULL)
+			config_error(parse, parse->line, "%s.%s: '%s' %s%s%s",
+			    section, name, value, problem,
+			    key->choices != NULL ? ": " : "",
+			    key->choices != NULL ? key->choices : "");
+		return 1;
+	}
+	config_error(parse, parse->line, "unknown key '%s' in [%s]", name,
+	    section);
+	/* Returning 1 keeps inih going, so every error gets reported. */
+	return 1;
+}
+
+/* Checks that need more than one key; line 0 means "the file". */
+static void
+config_check(struct config_parse *parse)
+{
+	struct config *config = parse->config;
+
+	if (config->http_listen.port == config->smpp_listen.port &&
+	    strcmp(config->http_listen.host, config->smpp_listen.host) == 0)
+		config_error(parse, parse->line,
+		    "http.listen and smpp.listen are the same address");
+	if (config->http_api_token[0] == '\0' &&
+	    strcmp(config->http_listen.host, "127.0.0.1") != 0 &&
+	    strcmp(config->http_listen.host, "localhost") != 0 &&
+	    strcmp(config->http_listen.host, "::1") != 0)
+		config_error(parse, parse->line,
+		    "http.api_token must be set when http.listen is not "
+		    "loopback");
+}
+
+struct config *
+config_load(const char *path, int *error_count)
+{
+	struct config_parse parse;
+	struct config *config;
+	const char *problem;
+	size_t i;
+	int rc;
+
+	memset(&parse, 0, sizeof(parse));
+	if ((config = calloc(1, sizeof(*config))) == NULL)
+		fatal("config", "out-of-memory", NULL);
+	if ((config->path = strdup(path)) == NULL)
+		fatal("config", "out-of-memory", NULL);
+	parse.config = config;
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		problem = config_set(&config_key_table[i], config,
+		    config_key_table[i].default_value);
+		if (problem != NULL)
+			fatalx("config", "bad-default", "key=%s.%s problem=\"%s\"",
+			    config_key_table[i].section,
+			    config_key_table[i].name, problem);
+	}
+	if ((parse.file = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		parse.errors++;
+		goto fail;
+	}
+	/* Debian's inih joins indented lines to the previous value; we don't. */
+	ini_allow_multiline = false;
+	rc = ini_parse_stream(config_read_line, &parse, config_handle, &parse);
+	fclose(parse.file);
+	/* rc > 0 is a malformed line config_check_line() already named. */
+	if (rc < 0)
+		config_error(&parse, 0, "cannot be read");
+	config_check(&parse);
+	if (parse.errors > 0)
+		goto fail;
+	*error_count = 0;
+	return config;
+fail:
+	*error_count = parse.errors;
+	config_free(config);
+	return NULL;
+}
+
+void
+config_free(struct config *config)
+{
+	size_t i;
+
+	if (config == NULL)
+		return;
+	for (i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (config_key_table[i].type == CONFIG_STRING)
+			free(*(char **)((char *)config +
+			    config_key_table[i].offset));
+	free(config->path);
+	free(config);
+}
