@@ -21,6 +21,10 @@
 	{ section, name, type, offsetof(struct config, field), minimum,      \
 	    maximum, choices, def, help }
 
+#define LINK_KEY(name, type, field, minimum, maximum, choices, def, help) \
+	{ "link", name, type, offsetof(struct config_link, field), minimum,  \
+	    maximum, choices, def, help }
+
 #define DURATION_SECOND	 INT64_C(1000000)
 #define SIZE_KIB	 INT64_C(1024)
 #define SIZE_MIB	 (SIZE_KIB * 1024)
@@ -61,9 +65,93 @@ static const struct config_key config_key_table[] = {
 	KEY("smpp", "max_pdu_length", CONFIG_SIZE, smpp_max_pdu_length, 256,
 	    SIZE_MIB, NULL, "64K",
 	    "Largest command_length accepted before the body is read."),
+	LINK_KEY("host", CONFIG_STRING, host, 0, 255, NULL, "",
+	    "SMSC host name or address (required)."),
+	LINK_KEY("port", CONFIG_INTEGER, port, 1, 65535, NULL, "2775",
+	    "SMSC port."),
+	LINK_KEY("system_id", CONFIG_STRING, system_id, 0, 15, NULL, "",
+	    "SMPP system_id (required)."),
+	LINK_KEY("password", CONFIG_STRING, password, 0, 8, NULL, "",
+	    "SMPP password."),
+	LINK_KEY("system_type", CONFIG_STRING, system_type, 0, 12, NULL, "",
+	    "SMPP system_type, if the SMSC expects one."),
+	LINK_KEY("bind", CONFIG_ENUM, bind, 0, 0, "transceiver|pair",
+	    "transceiver",
+	    "One transceiver bind, or a transmitter and a receiver."),
+	LINK_KEY("tls", CONFIG_BOOLEAN, tls, 0, 1, NULL, "no",
+	    "Wrap the connection in TLS."),
+	LINK_KEY("tls_verify", CONFIG_BOOLEAN, tls_verify, 0, 1, NULL, "yes",
+	    "Verify the SMSC's certificate and host name."),
+	LINK_KEY("tps", CONFIG_INTEGER, tps, 0, 1000000, NULL, "0",
+	    "Cap in message parts per second; 0 means no cap."),
+	LINK_KEY("window", CONFIG_INTEGER, window, 1, 1024, NULL, "64",
+	    "Submits outstanding without a response."),
+	LINK_KEY("enquire_link", CONFIG_DURATION, enquire_link_us,
+	    DURATION_SECOND, 3600 * DURATION_SECOND, NULL, "30s",
+	    "enquire_link after this much silence."),
+	LINK_KEY("response_timeout", CONFIG_DURATION, response_timeout_us,
+	    100000, 600 * DURATION_SECOND, NULL, "30s",
+	    "A request without a response by then: the peer is dead, the "
+	    "message UNKNOWN."),
+	LINK_KEY("bind_timeout", CONFIG_DURATION, bind_timeout_us, 100000,
+	    600 * DURATION_SECOND, NULL, "10s",
+	    "How long a bind may take before the connection is dropped."),
+	LINK_KEY("reconnect_min", CONFIG_DURATION, reconnect_min_us, 10000,
+	    3600 * DURATION_SECOND, NULL, "1s",
+	    "First reconnect delay; doubles with jitter after each failure."),
+	LINK_KEY("reconnect_max", CONFIG_DURATION, reconnect_max_us, 10000,
+	    3600 * DURATION_SECOND, NULL, "60s", "Longest reconnect delay."),
+	LINK_KEY("source_addr", CONFIG_STRING, source_addr, 0, 20, NULL, "",
+	    "Sender used when a message names none."),
+	LINK_KEY("source_ton", CONFIG_INTEGER, source_ton, 0, 6, NULL, "1",
+	    "source_addr_ton for numeric senders (alphanumeric ones use 5)."),
+	LINK_KEY("source_npi", CONFIG_INTEGER, source_npi, 0, 18, NULL, "1",
+	    "source_addr_npi for numeric senders."),
+	LINK_KEY("dest_ton", CONFIG_INTEGER, dest_ton, 0, 6, NULL, "1",
+	    "dest_addr_ton."),
+	LINK_KEY("dest_npi", CONFIG_INTEGER, dest_npi, 0, 18, NULL, "1",
+	    "dest_addr_npi."),
+	LINK_KEY("response_id_base", CONFIG_ENUM, response_id_base, 0, 0,
+	    "text|hex|decimal", "text",
+	    "How submit_sm_resp message ids are spelt."),
+	LINK_KEY("receipt_id_base", CONFIG_ENUM, receipt_id_base, 0, 0,
+	    "text|hex|decimal", "text",
+	    "How receipts spell the same ids (some SMSCs answer in hex and "
+	    "report in decimal)."),
+	LINK_KEY("split", CONFIG_ENUM, split, 0, 0, "udh|udh16|sar|payload",
+	    "udh", "How long messages travel: UDH parts (8- or 16-bit "
+	    "reference), SAR TLVs, or one message_payload."),
+	LINK_KEY("max_parts", CONFIG_INTEGER, max_parts, 1, 255, NULL, "10",
+	    "Longest message accepted, in parts."),
+	LINK_KEY("routes", CONFIG_STRING, routes, 0, 190, NULL, "",
+	    "Destination prefixes this link serves (\"39 4915\"); empty "
+	    "serves any."),
+	LINK_KEY("priority", CONFIG_INTEGER, priority, 0, 1000, NULL, "100",
+	    "Failover order among links serving a number: lowest first."),
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_key_table) / sizeof(config_key_table[0]))
+
+/* Sections written [kind NAME] that may appear many times. */
+struct config_section_kind {
+	const char	*name;
+	size_t		 instance_size;
+	size_t		 name_offset;	/* char * in the instance */
+	size_t		 line_offset;	/* int in the instance */
+	size_t		 array_offset;	/* void ** in struct config */
+	size_t		 count_offset;	/* size_t in struct config */
+};
+
+static const struct config_section_kind config_named_sections[] = {
+	{ "link", sizeof(struct config_link),
+	    offsetof(struct config_link, name),
+	    offsetof(struct config_link, line),
+	    offsetof(struct config, links),
+	    offsetof(struct config, link_count) },
+};
+
+#define CONFIG_NAMED_COUNT \
+	(sizeof(config_named_sections) / sizeof(config_named_sections[0]))
 
 /* State of one parse: the file being read, its line, and what went wrong. */
 struct config_parse {
@@ -71,12 +159,15 @@ struct config_parse {
 	FILE		*file;
 	int		 line;
 	int		 errors;
-	bool		 line_too_long;
-	bool		 seen[CONFIG_KEY_COUNT];
+	bool		 seen[CONFIG_KEY_COUNT];	/* in the current section */
+	char		 current_section[128];
+	void		*current_instance;	/* NULL: struct config */
 };
 
 static void config_error(struct config_parse *, int, const char *, ...)
     PRINTF_LIKE(3, 4);
+static const struct config_section_kind *config_named_kind(const char *,
+    size_t);
 
 const struct config_key *
 config_keys(size_t *count)
@@ -307,7 +398,9 @@ config_print_reference(FILE *out)
 
 		if (strcmp(section, key->section) != 0) {
 			section = key->section;
-			fprintf(out, "\n## [%s]\n\n", section);
+			fprintf(out, "\n## [%s%s]\n\n", section,
+			    config_named_kind(section, strlen(section)) != NULL ?
+			    " NAME" : "");
 			fprintf(out, "| key | default | range | meaning |\n");
 			fprintf(out, "| --- | --- | --- | --- |\n");
 		}
@@ -318,8 +411,21 @@ config_print_reference(FILE *out)
 	}
 }
 
+/* Returns the named-section kind called name, or NULL. */
+static const struct config_section_kind *
+config_named_kind(const char *name, size_t length)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_NAMED_COUNT; i++)
+		if (strlen(config_named_sections[i].name) == length &&
+		    strncmp(config_named_sections[i].name, name, length) == 0)
+			return &config_named_sections[i];
+	return NULL;
+}
+
 static int
-config_section_known(const char *section)
+config_section_has_keys(const char *section)
 {
 	size_t i;
 
@@ -327,6 +433,101 @@ config_section_known(const char *section)
 		if (strcmp(config_key_table[i].section, section) == 0)
 			return 1;
 	return 0;
+}
+
+/* Applies the defaults of every key of section to base. */
+static void
+config_apply_defaults(const char *section, void *base)
+{
+	const char *problem;
+	size_t i;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (strcmp(config_key_table[i].section, section) != 0)
+			continue;
+		problem = config_set(&config_key_table[i], base,
+		    config_key_table[i].default_value);
+		if (problem != NULL)
+			fatalx("config", "bad-default", "key=%s.%s problem=\"%s\"",
+			    section, config_key_table[i].name, problem);
+	}
+}
+
+/* Finds the instance called name of kind, or NULL. */
+static void *
+config_find_instance(struct config *config,
+    const struct config_section_kind *kind, const char *name)
+{
+	void **items = *(void ***)((char *)config + kind->array_offset);
+	size_t count = *(size_t *)((char *)config + kind->count_offset), i;
+
+	for (i = 0; i < count; i++)
+		if (strcmp(*(char **)((char *)items[i] + kind->name_offset),
+		    name) == 0)
+			return items[i];
+	return NULL;
+}
+
+/* [kind NAME]: a new instance with its defaults, appended to the config. */
+static void *
+config_new_instance(struct config_parse *parse,
+    const struct config_section_kind *kind, const char *name)
+{
+	void ***items = (void ***)((char *)parse->config + kind->array_offset);
+	size_t *count = (size_t *)((char *)parse->config + kind->count_offset);
+	void *instance;
+
+	if ((instance = calloc(1, kind->instance_size)) == NULL)
+		fatal("config", "out-of-memory", NULL);
+	config_apply_defaults(kind->name, instance);
+	if ((*(char **)((char *)instance + kind->name_offset) = strdup(name)) ==
+	    NULL)
+		fatal("config", "out-of-memory", NULL);
+	*(int *)((char *)instance + kind->line_offset) = parse->line;
+	*items = reallocarray(*items, *count + 1, sizeof(**items));
+	if (*items == NULL)
+		fatal("config", "out-of-memory", NULL);
+	(*items)[(*count)++] = instance;
+	return instance;
+}
+
+/* A section header: known, named when its kind wants a name, unique. */
+static void
+config_check_section(struct config_parse *parse, const char *section)
+{
+	const struct config_section_kind *kind;
+	const char *space = strchr(section, ' ');
+	const char *name;
+
+	memset(parse->seen, 0, sizeof(parse->seen));
+	parse->current_instance = NULL;
+	snprintf(parse->current_section, sizeof(parse->current_section), "%s",
+	    section);
+	kind = config_named_kind(section,
+	    space != NULL ? (size_t)(space - section) : strlen(section));
+	if (kind == NULL) {
+		if (!config_section_has_keys(section))
+			config_error(parse, parse->line,
+			    "unknown section [%s]", section);
+		return;
+	}
+	if (space == NULL) {
+		config_error(parse, parse->line,
+		    "[%s] needs a name, as in [%s NAME]", section, section);
+		return;
+	}
+	name = space + 1;
+	if (*name == '\0' || strchr(name, ' ') != NULL) {
+		config_error(parse, parse->line,
+		    "[%s] needs one name without spaces", section);
+		return;
+	}
+	if (config_find_instance(parse->config, kind, name) != NULL) {
+		config_error(parse, parse->line, "[%s] is defined twice",
+		    section);
+		return;
+	}
+	parse->current_instance = config_new_instance(parse, kind, name);
 }
 
 /*
@@ -351,13 +552,13 @@ config_check_line(struct config_parse *parse, const char *line)
 		if (close == NULL || length == 0 || length >= sizeof(section)) {
 			config_error(parse, parse->line,
 			    "malformed section header");
+			snprintf(parse->current_section,
+			    sizeof(parse->current_section), "-");
 			return;
 		}
 		memcpy(section, p + 1, length);
 		section[length] = '\0';
-		if (!config_section_known(section))
-			config_error(parse, parse->line,
-			    "unknown section [%s]", section);
+		config_check_section(parse, section);
 		return;
 	}
 	if (strchr(p, '=') == NULL)
@@ -400,27 +601,39 @@ config_handle(void *user, const char *section, const char *name,
     const char *value)
 {
 	struct config_parse *parse = user;
-	const char *problem;
+	const char *problem, *kind_name = section, *space;
+	char kind_buffer[64];
+	void *base = parse->config;
 	size_t i;
 
-	if (!config_section_known(section))
-		return 1;	/* reported at its header */
 	if (section[0] == '\0') {
 		config_error(parse, parse->line,
 		    "key '%s' outside of any [section]", name);
 		return 1;
 	}
+	/* Keys of a section whose header was refused were reported there. */
+	if (strcmp(section, parse->current_section) != 0)
+		return 1;
+	if ((space = strchr(section, ' ')) != NULL) {
+		if (parse->current_instance == NULL)
+			return 1;
+		snprintf(kind_buffer, sizeof(kind_buffer), "%.*s",
+		    (int)(space - section), section);
+		kind_name = kind_buffer;
+		base = parse->current_instance;
+	} else if (!config_section_has_keys(section))
+		return 1;
 	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
 		const struct config_key *key = &config_key_table[i];
 
-		if (strcmp(key->section, section) != 0 ||
+		if (strcmp(key->section, kind_name) != 0 ||
 		    strcmp(key->name, name) != 0)
 			continue;
 		if (parse->seen[i])
 			config_error(parse, parse->line,
 			    "%s.%s is set twice", section, name);
 		parse->seen[i] = true;
-		if ((problem = config_set(key, parse->config, value)) != NULL)
+		if ((problem = config_set(key, base, value)) != NULL)
 			config_error(parse, parse->line, "%s.%s: '%s' %s%s%s",
 			    section, name, value, problem,
 			    key->choices != NULL ? ": " : "",
@@ -433,11 +646,28 @@ config_handle(void *user, const char *section, const char *name,
 	return 1;
 }
 
-/* Checks that need more than one key; line 0 means "the file". */
+/* Checks of a link that need more than one key. */
+static void
+config_check_link(struct config_parse *parse, const struct config_link *link)
+{
+	if (link->host[0] == '\0')
+		config_error(parse, link->line, "[link %s] needs a host",
+		    link->name);
+	if (link->system_id[0] == '\0')
+		config_error(parse, link->line, "[link %s] needs a system_id",
+		    link->name);
+	if (link->reconnect_min_us > link->reconnect_max_us)
+		config_error(parse, link->line,
+		    "[link %s] reconnect_min is above reconnect_max",
+		    link->name);
+}
+
+/* Checks that need more than one key, reported at the section's line. */
 static void
 config_check(struct config_parse *parse)
 {
 	struct config *config = parse->config;
+	size_t i;
 
 	if (config->http_listen.port == config->smpp_listen.port &&
 	    strcmp(config->http_listen.host, config->smpp_listen.host) == 0)
@@ -450,6 +680,8 @@ config_check(struct config_parse *parse)
 		config_error(parse, parse->line,
 		    "http.api_token must be set when http.listen is not "
 		    "loopback");
+	for (i = 0; i < config->link_count; i++)
+		config_check_link(parse, config->links[i]);
 }
 
 struct config *
@@ -457,7 +689,6 @@ config_load(const char *path, int *error_count)
 {
 	struct config_parse parse;
 	struct config *config;
-	const char *problem;
 	size_t i;
 	int rc;
 
@@ -467,14 +698,13 @@ config_load(const char *path, int *error_count)
 	if ((config->path = strdup(path)) == NULL)
 		fatal("config", "out-of-memory", NULL);
 	parse.config = config;
-	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
-		problem = config_set(&config_key_table[i], config,
-		    config_key_table[i].default_value);
-		if (problem != NULL)
-			fatalx("config", "bad-default", "key=%s.%s problem=\"%s\"",
-			    config_key_table[i].section,
-			    config_key_table[i].name, problem);
-	}
+	for (i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (config_named_kind(config_key_table[i].section,
+		    strlen(config_key_table[i].section)) == NULL &&
+		    (i == 0 || strcmp(config_key_table[i].section,
+		    config_key_table[i - 1].section) != 0))
+			config_apply_defaults(config_key_table[i].section,
+			    config);
 	if ((parse.file = fopen(path, "r")) == NULL) {
 		fprintf(stderr, "%s: %s\n", path, strerror(errno));
 		parse.errors++;
@@ -498,17 +728,45 @@ fail:
 	return NULL;
 }
 
+/* Frees the string values of section's keys held in base. */
+static void
+config_free_strings(const char *section, void *base)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (config_key_table[i].type == CONFIG_STRING &&
+		    strcmp(config_key_table[i].section, section) == 0)
+			free(*(char **)((char *)base +
+			    config_key_table[i].offset));
+}
+
 void
 config_free(struct config *config)
 {
-	size_t i;
+	const struct config_section_kind *kind;
+	void **items;
+	size_t i, j, count;
 
 	if (config == NULL)
 		return;
 	for (i = 0; i < CONFIG_KEY_COUNT; i++)
-		if (config_key_table[i].type == CONFIG_STRING)
+		if (config_named_kind(config_key_table[i].section,
+		    strlen(config_key_table[i].section)) == NULL &&
+		    config_key_table[i].type == CONFIG_STRING)
 			free(*(char **)((char *)config +
 			    config_key_table[i].offset));
+	for (i = 0; i < CONFIG_NAMED_COUNT; i++) {
+		kind = &config_named_sections[i];
+		items = *(void ***)((char *)config + kind->array_offset);
+		count = *(size_t *)((char *)config + kind->count_offset);
+		for (j = 0; j < count; j++) {
+			config_free_strings(kind->name, items[j]);
+			free(*(char **)((char *)items[j] + kind->name_offset));
+			free(items[j]);
+		}
+		free(items);
+	}
 	free(config->path);
 	free(config);
 }

@@ -98,6 +98,50 @@ struct config_key {
 	const char	*help;
 };
 
+/* An upstream SMSC link: [link NAME]. */
+enum config_link_bind {
+	CONFIG_LINK_BIND_TRANSCEIVER = 0,
+	CONFIG_LINK_BIND_PAIR,		/* a transmitter and a receiver */
+};
+
+enum config_link_split {
+	CONFIG_LINK_SPLIT_UDH = 0,	/* 8-bit reference */
+	CONFIG_LINK_SPLIT_UDH16,	/* 16-bit reference */
+	CONFIG_LINK_SPLIT_SAR,
+	CONFIG_LINK_SPLIT_PAYLOAD,	/* one submit_sm with message_payload */
+};
+
+struct config_link {
+	char		*name;
+	int		 line;		/* of its [link NAME] header */
+	char		*host;
+	int64_t		 port;
+	char		*system_id;
+	char		*password;
+	char		*system_type;
+	int		 bind;		/* enum config_link_bind */
+	int		 tls;
+	int		 tls_verify;
+	int64_t		 tps;		/* parts per second; 0: no cap */
+	int64_t		 window;
+	uint64_t	 enquire_link_us;
+	uint64_t	 response_timeout_us;
+	uint64_t	 bind_timeout_us;
+	uint64_t	 reconnect_min_us;
+	uint64_t	 reconnect_max_us;
+	char		*source_addr;
+	int64_t		 source_ton;
+	int64_t		 source_npi;
+	int64_t		 dest_ton;
+	int64_t		 dest_npi;
+	int		 response_id_base;	/* enum smpp_id_base */
+	int		 receipt_id_base;	/* enum smpp_id_base */
+	int		 split;		/* enum config_link_split */
+	int64_t		 max_parts;
+	char		*routes;	/* destination prefixes; empty: any */
+	int64_t		 priority;	/* failover order, lowest first */
+};
+
 struct config {
 	char		*path;
 	/* [nudged] */
@@ -118,6 +162,9 @@ struct config {
 	/* [smpp] */
 	struct config_listen smpp_listen;
 	uint64_t	 smpp_max_pdu_length;
+	/* [link NAME] ... */
+	struct config_link **links;
+	size_t		 link_count;
 };
 
 /* Parses path; on failure every error was printed as "file:line: reason". */

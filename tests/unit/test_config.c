@@ -230,6 +230,74 @@ test_shipped_config_is_valid(void **state)
 	config_free(config);
 }
 
+static void
+test_named_link_sections(void **state)
+{
+	struct config *config;
+	int errors = -1;
+
+	config = load("[link carrier-a]\n"
+	    "host = 127.0.0.1\n"
+	    "port = 2776\n"
+	    "system_id = nudge\n"
+	    "password = secret\n"
+	    "bind = pair\n"
+	    "split = sar\n"
+	    "receipt_id_base = decimal\n"
+	    "response_id_base = hex\n"
+	    "routes = 39 4915\n"
+	    "[link carrier-b]\n"
+	    "host = smsc.example\n"
+	    "system_id = other\n", &errors);
+	assert_non_null(config);
+	assert_int_equal(errors, 0);
+	assert_int_equal(config->link_count, 2);
+	assert_string_equal(config->links[0]->name, "carrier-a");
+	assert_int_equal(config->links[0]->line, 1);
+	assert_int_equal(config->links[0]->port, 2776);
+	assert_int_equal(config->links[0]->bind, CONFIG_LINK_BIND_PAIR);
+	assert_int_equal(config->links[0]->split, CONFIG_LINK_SPLIT_SAR);
+	assert_int_equal(config->links[0]->receipt_id_base, 2);
+	assert_int_equal(config->links[0]->response_id_base, 1);
+	assert_string_equal(config->links[0]->routes, "39 4915");
+	/* defaults apply to every instance */
+	assert_string_equal(config->links[1]->name, "carrier-b");
+	assert_int_equal(config->links[1]->port, 2775);
+	assert_int_equal(config->links[1]->window, 64);
+	assert_int_equal(config->links[1]->enquire_link_us, 30000000);
+	assert_int_equal(config->links[1]->bind, CONFIG_LINK_BIND_TRANSCEIVER);
+	assert_string_equal(config->links[1]->password, "");
+	config_free(config);
+}
+
+static void
+test_named_section_errors(void **state)
+{
+	struct config *config;
+	int errors = 0;
+
+	config = load("[link]\n"
+	    "host = ignored\n"
+	    "[link a]\n"
+	    "port = 0\n"
+	    "[link a]\n"
+	    "[link b]\n"
+	    "host = h\n"
+	    "system_id = b\n"
+	    "colour = red\n"
+	    "reconnect_min = 5m\n"
+	    "reconnect_max = 1m\n", &errors);
+	assert_null(config);
+	assert_int_equal(errors, 7);
+	assert_true(contains("1: [link] needs a name"));
+	assert_true(contains("4: link a.port: '0' is out of range"));
+	assert_true(contains("5: [link a] is defined twice"));
+	assert_true(contains("3: [link a] needs a host"));
+	assert_true(contains("3: [link a] needs a system_id"));
+	assert_true(contains("9: unknown key 'colour' in [link b]"));
+	assert_true(contains("6: [link b] reconnect_min is above"));
+}
+
 int
 main(void)
 {
@@ -242,6 +310,8 @@ main(void)
 		cmocka_unit_test(test_overlong_line),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_shipped_config_is_valid),
+		cmocka_unit_test(test_named_link_sections),
+		cmocka_unit_test(test_named_section_errors),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
