@@ -16,6 +16,7 @@ run_one() {
 	name=$1
 	shift
 	log="$logdir/$name.log"
+	mkdir -p "$(dirname "$log")"
 	start=$(date +%s)
 	if timeout -k 10 "${TEST_TIMEOUT:-300}" "$@" >"$log" 2>&1; then
 		passed=$((passed + 1))
