@@ -86,17 +86,27 @@ start_nudged() {
 	    fail "nudged did not answer /healthz within 10 s"
 }
 
-# stop_pid PID SECONDS: SIGTERM, then wait up to SECONDS; prints exit status.
+# running PID: true while PID lives (an exited child not yet reaped is a
+# zombie, which kill -0 still finds).
+running() {
+	[ -r "/proc/$1/stat" ] || return 1
+	state=$(sed 's/^.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "$state" != Z ]
+}
+
+# stop_pid PID SECONDS: SIGTERM, then wait up to SECONDS; sets STOP_STATUS
+# to the exit status or "timeout". Not in $(...): a subshell cannot reap.
 stop_pid() {
 	kill -TERM "$1"
 	waited=0
-	while kill -0 "$1" 2>/dev/null; do
+	while running "$1"; do
 		sleep 0.05
 		waited=$((waited + 1))
 		if [ "$waited" -gt $(($2 * 20)) ]; then
-			echo "timeout"
+			STOP_STATUS=timeout
 			return 0
 		fi
 	done
-	wait "$1" 2>/dev/null && echo 0 || echo $?
+	STOP_STATUS=0
+	wait "$1" 2>/dev/null || STOP_STATUS=$?
 }

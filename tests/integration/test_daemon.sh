@@ -83,8 +83,14 @@ pass "SIGHUP reloads; a bad file keeps the previous config"
 
 [ -f "$SCRATCH/var/nudged.pid" ] || fail "no pid file"
 [ "$(cat "$SCRATCH/var/nudged.pid")" = "$NUDGED_PID" ] || fail "pid file holds the wrong pid"
-status=$(stop_pid "$NUDGED_PID" 5)
-[ "$status" = 0 ] || fail "SIGTERM: exit status $status"
+stop_pid "$NUDGED_PID" 5
+[ "$STOP_STATUS" = 0 ] || fail "SIGTERM: exit status $STOP_STATUS"
 [ ! -f "$SCRATCH/var/nudged.pid" ] || fail "pid file left behind"
 grep -q "daemon stopped status=0" "$SCRATCH/nudged.log" || fail "no clean stop logged"
 pass "SIGTERM stops nudged with status 0 and removes the pid file"
+
+# The configuration reference is generated from the key table; keep it current.
+"$NUDGED" -K >"$SCRATCH/reference.md"
+cmp -s "$SCRATCH/reference.md" docs/configuration.md ||
+    fail "docs/configuration.md is stale: run '$NUDGED -K > docs/configuration.md'"
+pass "docs/configuration.md matches nudged -K"
