@@ -356,6 +356,8 @@ config_set(const struct config_key *key, void *base, const char *text)
 static void
 config_print_range(FILE *out, const struct config_key *key)
 {
+	const char *choice;
+
 	switch (key->type) {
 	case CONFIG_INTEGER:
 		fprintf(out, "%" PRId64 " to %" PRId64, key->minimum,
@@ -370,7 +372,12 @@ config_print_range(FILE *out, const struct config_key *key)
 		    key->maximum);
 		break;
 	case CONFIG_ENUM:
-		fprintf(out, "%s", key->choices);
+		/* A bare '|' would split the markdown table cell. */
+		for (choice = key->choices; *choice != '\0'; choice++)
+			if (*choice == '|')
+				fputs(" \\| ", out);
+			else
+				fputc(*choice, out);
 		break;
 	case CONFIG_BOOLEAN:
 		fprintf(out, "yes / no");
@@ -404,8 +411,11 @@ config_print_reference(FILE *out)
 			fprintf(out, "| key | default | range | meaning |\n");
 			fprintf(out, "| --- | --- | --- | --- |\n");
 		}
-		fprintf(out, "| `%s` | `%s` | ", key->name,
-		    key->default_value);
+		if (key->default_value[0] != '\0')
+			fprintf(out, "| `%s` | `%s` | ", key->name,
+			    key->default_value);
+		else
+			fprintf(out, "| `%s` | (empty) | ", key->name);
 		config_print_range(out, key);
 		fprintf(out, " | %s |\n", key->help);
 	}
