@@ -122,6 +122,98 @@ enum smpp_data_coding {
 
 /* ===== Character sets: smpp_charset.c ===== */
 
+/*
+ * Conversions between UTF-8 and the codings a short message travels in:
+ * GSM 03.38 default alphabet with its extension table (unpacked: one septet
+ * per octet; packed: 7 bits each, with fill bits after a UDH), Latin-1, IA5
+ * and UCS-2 (UTF-16BE, surrogate pairs included). All bounded, no allocation.
+ *
+ * Encoders (UTF-8 in) are strict: malformed UTF-8 (overlong forms, encoded
+ * surrogates, truncated sequences, > U+10FFFF) is SMPP_CHARSET_ERR_UTF8 and a
+ * character the coding lacks is SMPP_CHARSET_ERR_UNREPRESENTABLE; nothing is
+ * substituted. Decoders (network bytes in) never fail on content: a byte or
+ * unit that is not valid in the coding becomes U+FFFD, an unknown GSM
+ * extension shows its default-alphabet character, escape-escape shows a space
+ * (23.038), a lone escape at the end is dropped.
+ */
+enum smpp_charset_status {
+	SMPP_CHARSET_OK			= 0,
+	SMPP_CHARSET_ERR_UTF8		= -1,	/* input is not valid UTF-8 */
+	SMPP_CHARSET_ERR_UNREPRESENTABLE = -2,	/* a character the coding lacks */
+	SMPP_CHARSET_ERR_SPACE		= -3,	/* output capacity too small */
+	SMPP_CHARSET_ERR_ARGUMENT	= -4,	/* unsupported coding, bad bits */
+};
+
+#define SMPP_GSM_ESCAPE			0x1B
+#define SMPP_UNICODE_REPLACEMENT	0xFFFD
+
+/* Single-part limits, in each coding's units (140 octets on the air). */
+#define SMPP_SMS_OCTETS			140
+#define SMPP_SMS_GSM_SEPTETS		160
+#define SMPP_SMS_UCS2_UNITS		70
+
+/* smpp_charset_choose() flags. */
+#define SMPP_CHARSET_ALLOW_LATIN1	0x01	/* consider data_coding 3 */
+
+/* What smpp_charset_choose() found for a text. */
+struct smpp_charset_choice {
+	enum smpp_data_coding	coding;	/* DEFAULT (GSM), LATIN1 or UCS2 */
+	size_t			characters;	/* Unicode code points */
+	size_t			units;	/* septets, octets or UTF-16 units */
+	size_t			parts;	/* SMS parts needed, >= 1 */
+};
+
+/* Decodes one code point at *offset, advancing it; strict UTF-8. */
+int	smpp_charset_utf8_next(const char *utf8, size_t length, size_t *offset,
+	    uint32_t *codepoint);
+
+/*
+ * Picks the cheapest coding for a UTF-8 text: the one needing the fewest
+ * parts, GSM before Latin-1 before UCS-2 on a tie; UCS-2 whenever a
+ * character is outside the others. Parts are counted exactly as
+ * smpp_split_text() cuts them, each part of a long message carrying a UDH of
+ * udh_length octets (6: 8-bit reference, 7: 16-bit reference).
+ */
+int	smpp_charset_choose(const char *utf8, size_t length, unsigned flags,
+	    size_t udh_length, struct smpp_charset_choice *choice);
+
+/*
+ * Encodes whole characters of utf8 from *offset into out (GSM unpacked,
+ * Latin-1, IA5 or UCS-2) while they fit in unit_limit units (septets,
+ * octets, UTF-16 units) and capacity octets; never splits an escape pair or
+ * a surrogate pair. Advances *offset past what was encoded.
+ */
+int	smpp_charset_encode_prefix(enum smpp_data_coding coding,
+	    const char *utf8, size_t length, size_t *offset, size_t unit_limit,
+	    uint8_t *out, size_t capacity, size_t *out_length);
+
+/* Encodes a whole UTF-8 text; GSM output is unpacked septets. */
+int	smpp_charset_encode(enum smpp_data_coding coding, const char *utf8,
+	    size_t length, uint8_t *out, size_t capacity, size_t *out_length);
+
+/* Decodes bytes in a coding (GSM unpacked) to UTF-8; see above. */
+int	smpp_charset_decode(enum smpp_data_coding coding, const uint8_t *in,
+	    size_t length, char *utf8, size_t capacity, size_t *utf8_length);
+
+/*
+ * Maps any data_coding octet (SMPP values and the GSM 03.38 coding groups)
+ * to the alphabet it carries: DEFAULT, IA5, LATIN1, UCS2 or BINARY_8BIT.
+ */
+enum smpp_data_coding smpp_charset_alphabet(uint8_t data_coding);
+
+/* Octets needed to pack septet_count septets after fill_bits (0..6). */
+size_t	smpp_charset_gsm_packed_length(size_t septet_count, unsigned fill_bits);
+
+/* Packs septets 7 bits each, LSB first, after fill_bits zero bits. */
+int	smpp_charset_gsm_pack(const uint8_t *septets, size_t septet_count,
+	    unsigned fill_bits, uint8_t *out, size_t capacity, size_t *out_length);
+
+/* Unpacks septet_count septets that start after fill_bits bits. */
+int	smpp_charset_gsm_unpack(const uint8_t *packed, size_t packed_length,
+	    unsigned fill_bits, size_t septet_count, uint8_t *septets,
+	    size_t capacity);
+
+
 /* ===== UDH, splitting and reassembly: smpp_udh.c, smpp_split.c, smpp_reassembly.c ===== */
 
 /* ===== Delivery receipts: smpp_receipt.c ===== */
