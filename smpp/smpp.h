@@ -216,6 +216,235 @@ int	smpp_charset_gsm_unpack(const uint8_t *packed, size_t packed_length,
 
 /* ===== UDH, splitting and reassembly: smpp_udh.c, smpp_split.c, smpp_reassembly.c ===== */
 
+/* User data header information elements, 3GPP TS 23.040 section 9.2.3.24. */
+#define SMPP_UDH_IE_CONCAT_8BIT		0x00
+#define SMPP_UDH_IE_PORT_8BIT		0x04
+#define SMPP_UDH_IE_PORT_16BIT		0x05
+#define SMPP_UDH_IE_CONCAT_16BIT	0x08
+
+/* Whole UDH (length octet included) of a concatenated part. */
+#define SMPP_UDH_CONCAT_8BIT_LENGTH	6
+#define SMPP_UDH_CONCAT_16BIT_LENGTH	7
+#define SMPP_UDH_MAX_ELEMENTS		16
+
+enum smpp_udh_status {
+	SMPP_UDH_OK			= 0,
+	SMPP_UDH_ERR_TRUNCATED		= -1,	/* header longer than the data */
+	SMPP_UDH_ERR_MALFORMED		= -2,	/* an element overruns the header */
+};
+
+struct smpp_udh_element {
+	uint8_t			 id;
+	uint8_t			 length;
+	const uint8_t		*data;	/* points into the parsed bytes */
+};
+
+/*
+ * A parsed UDH. Concatenation and port elements with a wrong length or
+ * impossible values (total 0, sequence 0 or above total) are ignored, as
+ * 23.040 asks; when one repeats, the last occurrence counts.
+ */
+struct smpp_udh {
+	size_t			 header_length;	/* octets, length octet included */
+	size_t			 element_count;	/* stored in element[] */
+	size_t			 elements_seen;	/* may exceed element_count */
+	struct smpp_udh_element	 element[SMPP_UDH_MAX_ELEMENTS];
+	int			 has_concat;
+	unsigned		 concat_reference_bits;	/* 8 or 16 */
+	uint16_t		 concat_reference;
+	uint8_t			 concat_total;
+	uint8_t			 concat_seqnum;
+	int			 has_ports;
+	unsigned		 port_bits;	/* 8 or 16 */
+	uint16_t		 destination_port;
+	uint16_t		 source_port;
+};
+
+/* Parses the UDH that leads user_data (short_message with UDHI set). */
+int	smpp_udh_parse(const uint8_t *user_data, size_t length,
+	    struct smpp_udh *udh);
+
+/* Writes a concatenation UDH (8 or 16 reference bits); returns octets or 0. */
+size_t	smpp_udh_write_concat(uint8_t *out, size_t capacity,
+	    unsigned reference_bits, uint16_t reference, uint8_t total,
+	    uint8_t seqnum);
+
+/* Fill bits that align GSM septets after a UDH of header_length octets. */
+unsigned smpp_udh_fill_bits(size_t header_length);
+
+/* How the parts of a long message are tied together. */
+enum smpp_concat {
+	SMPP_CONCAT_UDH_8BIT = 0,	/* UDH element 0x00, 6-octet UDH */
+	SMPP_CONCAT_UDH_16BIT,		/* UDH element 0x08, 7-octet UDH */
+	SMPP_CONCAT_SAR,		/* sar_* TLVs, no UDH (sized as 8-bit) */
+	SMPP_CONCAT_PAYLOAD,		/* one message_payload, never split */
+};
+
+enum smpp_split_status {
+	SMPP_SPLIT_OK			= 0,
+	SMPP_SPLIT_ERR_UTF8		= SMPP_CHARSET_ERR_UTF8,
+	SMPP_SPLIT_ERR_UNREPRESENTABLE	= SMPP_CHARSET_ERR_UNREPRESENTABLE,
+	SMPP_SPLIT_ERR_SPACE		= SMPP_CHARSET_ERR_SPACE,
+	SMPP_SPLIT_ERR_ARGUMENT		= SMPP_CHARSET_ERR_ARGUMENT,
+	SMPP_SPLIT_ERR_TOO_MANY_PARTS	= -5,	/* above max_parts or 255 */
+};
+
+#define SMPP_SPLIT_MAX_PARTS		255
+/* Largest part: 7-octet UDH + 153 unpacked septets, or 160 septets alone. */
+#define SMPP_SPLIT_PART_MAX_OCTETS	160
+#define SMPP_MESSAGE_PAYLOAD_MAX	65535
+
+/* smpp_split_options.flags */
+#define SMPP_SPLIT_CHOOSE_CODING	0x01	/* ignore .coding, choose */
+#define SMPP_SPLIT_ALLOW_LATIN1		0x02	/* the chooser may pick Latin-1 */
+#define SMPP_SPLIT_GSM_PACKED		0x04	/* pack GSM septets (fill bits) */
+
+struct smpp_split_options {
+	enum smpp_data_coding	coding;	/* DEFAULT, IA5, LATIN1 or UCS2 */
+	enum smpp_concat	concat;
+	uint16_t		reference;	/* low 8 bits for 8-bit UDH */
+	unsigned		flags;
+};
+
+/*
+ * One part, ready for a submit_sm: short_message (or message_payload)
+ * bytes, the esm_class bits to OR in, and, with SAR, the three TLV values
+ * (sar_total_segments is 0 when the message is not split).
+ */
+struct smpp_split_part {
+	const uint8_t	*short_message;	/* inside the caller's buffer */
+	size_t		 length;
+	uint8_t		 esm_class;	/* SMPP_ESM_CLASS_UDHI or 0 */
+	uint16_t	 sar_msg_ref_num;
+	uint8_t		 sar_total_segments;
+	uint8_t		 sar_segment_seqnum;
+};
+
+/* Caller-owned storage for a split, and what was written there. */
+struct smpp_split {
+	struct smpp_split_part	*parts;	/* in: array of max_parts */
+	size_t			 max_parts;
+	uint8_t			*buffer;	/* in: storage for the bytes */
+	size_t			 capacity;
+	size_t			 count;	/* out: parts written */
+	size_t			 used;	/* out: buffer octets used */
+	enum smpp_data_coding	 coding;	/* out: data_coding to send */
+};
+
+/*
+ * Encodes a UTF-8 text and cuts it into parts; a text that fits one SMS
+ * gets one part without UDH or SAR values.
+ */
+int	smpp_split_text(const char *utf8, size_t length,
+	    const struct smpp_split_options *options, struct smpp_split *split);
+
+/*
+ * Cuts binary data, 140 / 134 / 133 octets a part; split->coding keeps a
+ * binary options->coding (0x02, 0x04, 0xF5...), else becomes 0x02.
+ */
+int	smpp_split_binary(const uint8_t *data, size_t length,
+	    const struct smpp_split_options *options, struct smpp_split *split);
+
+/*
+ * Reassembly of long MO messages, parts in any order and interleaved across
+ * senders, keyed by source, destination, reference and total. The caller
+ * owns the struct, passes the clock (monotonic microseconds) and receives
+ * every message exactly once through its deliver callback: complete, timed
+ * out (from the first part), evicted (a bound was reached) or flushed. The
+ * callback must not call back into the same reassembly.
+ */
+#define SMPP_REASSEMBLY_ADDRESS_MAX	65
+
+enum smpp_reassembly_status {
+	SMPP_REASSEMBLY_STORED		= 0,	/* part kept, message pending */
+	SMPP_REASSEMBLY_COMPLETED	= 1,	/* delivered as complete */
+	SMPP_REASSEMBLY_DUPLICATE	= 2,	/* part already held: ignored */
+	SMPP_REASSEMBLY_ERR_INVALID	= -1,	/* seqnum/total/address bad */
+	SMPP_REASSEMBLY_ERR_TOO_LARGE	= -2,	/* part alone exceeds max_bytes */
+	SMPP_REASSEMBLY_ERR_NO_MEMORY	= -3,
+};
+
+enum smpp_reassembly_reason {
+	SMPP_REASSEMBLY_COMPLETE = 0,
+	SMPP_REASSEMBLY_TIMED_OUT,
+	SMPP_REASSEMBLY_EVICTED,
+	SMPP_REASSEMBLY_FLUSHED,
+};
+
+struct smpp_reassembly_limits {
+	size_t		max_messages;	/* pending messages, >= 1 */
+	size_t		max_bytes;	/* payload + bookkeeping held */
+	uint64_t	timeout_us;	/* from a message's first part */
+};
+
+/* One received part; payload is what follows the UDH (or the SAR body). */
+struct smpp_reassembly_part {
+	const char	*source;
+	const char	*destination;
+	uint16_t	 reference;
+	uint8_t		 total;
+	uint8_t		 seqnum;
+	uint8_t		 data_coding;
+	const uint8_t	*payload;
+	size_t		 length;
+};
+
+/* A message handed to the callback; valid only during the call. */
+struct smpp_reassembly_message {
+	enum smpp_reassembly_reason reason;
+	const char	*source;
+	const char	*destination;
+	uint16_t	 reference;
+	uint8_t		 total;
+	uint8_t		 received;	/* parts present */
+	uint8_t		 data_coding;	/* of the first part received */
+	uint8_t		 present[32];	/* bit (seqnum - 1) set if held */
+	uint64_t	 first_seen_us;
+	const uint8_t	*payload;	/* present parts, in order */
+	size_t		 length;
+};
+
+struct smpp_reassembly_stats {
+	size_t		pending;
+	size_t		bytes;
+	uint64_t	completed;
+	uint64_t	timed_out;
+	uint64_t	evicted;
+	uint64_t	duplicates;
+};
+
+typedef void smpp_reassembly_deliver_fn(void *arg,
+    const struct smpp_reassembly_message *message);
+
+struct smpp_reassembly;
+
+/* Creates an empty reassembly; NULL on bad limits or no memory. */
+struct smpp_reassembly *smpp_reassembly_new(
+    const struct smpp_reassembly_limits *limits,
+    smpp_reassembly_deliver_fn *deliver, void *arg);
+
+/* Drops everything still pending (call _flush first to see it). */
+void	smpp_reassembly_free(struct smpp_reassembly *reassembly);
+
+/* Adds one part (after expiring what is due at now_us). */
+int	smpp_reassembly_add(struct smpp_reassembly *reassembly,
+	    const struct smpp_reassembly_part *part, uint64_t now_us);
+
+/* Delivers as timed out every message due at now_us; returns how many. */
+size_t	smpp_reassembly_expire(struct smpp_reassembly *reassembly,
+	    uint64_t now_us);
+
+/* Delivers every pending message as flushed; returns how many. */
+size_t	smpp_reassembly_flush(struct smpp_reassembly *reassembly);
+
+/* Sets *deadline_us to the earliest timeout and returns 1; 0 if none. */
+int	smpp_reassembly_next_deadline(const struct smpp_reassembly *reassembly,
+	    uint64_t *deadline_us);
+
+void	smpp_reassembly_get_stats(const struct smpp_reassembly *reassembly,
+	    struct smpp_reassembly_stats *stats);
+
+
 /* ===== Delivery receipts: smpp_receipt.c ===== */
 
 /* ===== Session state machine: smpp_session.c ===== */
