@@ -71,8 +71,9 @@ NUDGED_MAIN	:= src/nudged.c
 
 # ---- unit tests: tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME --------
 UNIT_TESTS := \
-	smpp_split \
 	smpp_charset \
+	smpp_split \
+	smpp_reassembly \
 	log \
 	config \
 	metrics \
