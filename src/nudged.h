@@ -364,6 +364,106 @@ enum store_result timer_cancel(uint64_t due_us, uint64_t timer_id);
 /* Re-reads the earliest row and re-arms (after the test clock moved). */
 void		 timer_rearm(void);
 
+/* ===== link.c ===== */
+
+/*
+ * Upstream links: nudged binds to carrier SMSCs as an ESME. A link owns its
+ * connection(s) (one transceiver, or a transmitter and a receiver), the
+ * smpp/ session state machine, the window, the parts-per-second cap with
+ * adaptive slow-down on throttling, enquire_link and reconnects with
+ * back-off. What the messages mean is the outbox's business: the link
+ * reports through struct link_events.
+ */
+enum link_state {
+	LINK_IDLE = 0,		/* not started, or stopped */
+	LINK_CONNECTING,
+	LINK_BINDING,
+	LINK_BOUND,		/* can submit (transmitter side bound) */
+	LINK_UNBINDING,
+	LINK_BACKOFF,		/* waiting to reconnect */
+};
+
+struct link;
+struct smpp_pdu;
+struct smpp_tlv;
+
+/* One submit_sm to send; strings must live until link_submit() returns. */
+struct link_submit {
+	const char	*source_addr;	/* NULL: the link's source_addr */
+	uint8_t		 source_addr_ton;
+	uint8_t		 source_addr_npi;
+	const char	*destination_addr;
+	uint8_t		 dest_addr_ton;
+	uint8_t		 dest_addr_npi;
+	uint8_t		 esm_class;
+	uint8_t		 protocol_id;
+	uint8_t		 priority_flag;
+	uint8_t		 registered_delivery;
+	uint8_t		 data_coding;
+	const char	*validity_period;	/* SMPP time, or NULL */
+	const uint8_t	*short_message;
+	size_t		 short_message_length;
+	const struct smpp_tlv *tlvs;
+	size_t		 tlv_count;
+};
+
+/* What a link tells the rest of the gateway. */
+struct link_events {
+	/* Bound, a response freed the window, or the rate cap refilled. */
+	void	(*available)(void *arg, struct link *link);
+	/* submit_sm_resp for cookie; message_id is NULL unless status is 0. */
+	void	(*response)(void *arg, struct link *link, uint64_t cookie,
+		    uint32_t status, const char *message_id);
+	/* Sent, but no response will come (timeout, connection lost). */
+	void	(*lost)(void *arg, struct link *link, uint64_t cookie,
+		    const char *reason);
+	/*
+	 * A deliver_sm or data_sm from the SMSC (receipt or MO). Returns the
+	 * status to answer with; the link sends the response only after the
+	 * store commit that holds what the handler wrote.
+	 */
+	uint32_t (*deliver)(void *arg, struct link *link,
+		    const struct smpp_pdu *pdu);
+	void	*arg;
+};
+
+struct link_stats {
+	enum link_state	 state;
+	uint64_t	 binds;
+	uint64_t	 reconnects;
+	uint64_t	 submitted;	/* submit_sm sent */
+	uint64_t	 acknowledged;	/* submit_sm_resp with status 0 */
+	uint64_t	 throttled;	/* 0x58 and 0x14 */
+	uint64_t	 rejected;	/* other error statuses */
+	uint64_t	 timeouts;
+	uint64_t	 delivered_in;	/* deliver_sm received */
+	size_t		 window_used;
+	size_t		 window_size;
+	double		 rate_limit;	/* current parts/s cap, 0: none */
+};
+
+/* Creates every [link] of config and starts connecting. */
+void		 link_start_all(struct event_base *base,
+		    const struct config *config, const struct link_events *events);
+/* Shutdown: unbind every session; link_all_idle() says when done. */
+void		 link_stop_all(void);
+int		 link_all_idle(void);
+/* Frees everything (after the loop ended). */
+void		 link_free_all(void);
+size_t		 link_count(void);
+struct link	*link_get(size_t index);
+struct link	*link_find(const char *name);
+const char	*link_name(const struct link *link);
+const struct config_link *link_config(const struct link *link);
+enum link_state	 link_get_state(const struct link *link);
+const char	*link_strstate(enum link_state state);
+/* Submits that can go out now: 0 unless bound, within window and cap. */
+size_t		 link_capacity(struct link *link);
+/* Sends one submit_sm; 0 when sent, -1 when it cannot go now. */
+int		 link_submit(struct link *link, const struct link_submit *submit,
+		    uint64_t cookie);
+void		 link_get_stats(const struct link *link, struct link_stats *stats);
+
 /* ===== daemon.c ===== */
 
 /* The running gateway: what every subsystem reaches through `gateway`. */
