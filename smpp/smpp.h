@@ -120,6 +120,299 @@ enum smpp_data_coding {
 
 /* ===== PDU codec: smpp_pdu.c, smpp_tlv.c, smpp_status.c ===== */
 
+/*
+ * Zero-copy PDU codec. smpp_pdu_frame() looks at the first bytes of a
+ * stream and says whether a whole PDU is there; smpp_pdu_decode() turns one
+ * framed PDU into a struct smpp_pdu whose strings and byte ranges point into
+ * the caller's buffer (C-Octet strings are NUL-terminated there, since their
+ * terminator is part of the wire format): the decoded PDU is valid as long as
+ * that buffer is, and decoding never allocates or copies. Decoding returns
+ * the command_status the caller should answer with (SMPP_ESME_ROK when the
+ * PDU is sound), and fills the header even on error so a response can carry
+ * the sequence number.
+ *
+ * One flat struct serves every command: fields a command lacks stay zero.
+ * A NULL string encodes as the empty string, except that a response whose
+ * first string (system_id, message_id) is NULL and that carries no TLV
+ * encodes as a bare header, as SMPP allows after an error; decoding such a
+ * response gives a NULL there.
+ *
+ * Lists (submit_multi destinations, submit_multi_resp unsuccess_sme entries)
+ * and TLVs exist twice: as the raw bytes of a decoded PDU (validated, walked
+ * with smpp_pdu_next_destination() / smpp_pdu_next_tlv(), re-encoded byte for
+ * byte, unknown TLVs included, in order) and as caller arrays for encoding
+ * (destination_list, tlvs). The encoder writes the raw TLV bytes first, then
+ * the array.
+ */
+
+#define SMPP_MAX_SHORT_MESSAGE_LENGTH	254
+#define SMPP_MAX_DESTINATIONS		254
+
+/* submit_multi dest_flag, SMPP 3.4 section 5.2.25. */
+#define SMPP_DEST_FLAG_SME_ADDRESS	1
+#define SMPP_DEST_FLAG_DISTRIBUTION_LIST 2
+
+/* Optional parameter tags, SMPP 3.4 section 5.3.2. */
+enum smpp_tlv_tag {
+	SMPP_TLV_DEST_ADDR_SUBUNIT		= 0x0005,
+	SMPP_TLV_DEST_NETWORK_TYPE		= 0x0006,
+	SMPP_TLV_DEST_BEARER_TYPE		= 0x0007,
+	SMPP_TLV_DEST_TELEMATICS_ID		= 0x0008,
+	SMPP_TLV_SOURCE_ADDR_SUBUNIT		= 0x000D,
+	SMPP_TLV_SOURCE_NETWORK_TYPE		= 0x000E,
+	SMPP_TLV_SOURCE_BEARER_TYPE		= 0x000F,
+	SMPP_TLV_SOURCE_TELEMATICS_ID		= 0x0010,
+	SMPP_TLV_QOS_TIME_TO_LIVE		= 0x0017,
+	SMPP_TLV_PAYLOAD_TYPE			= 0x0019,
+	SMPP_TLV_ADDITIONAL_STATUS_INFO_TEXT	= 0x001D,
+	SMPP_TLV_RECEIPTED_MESSAGE_ID		= 0x001E,
+	SMPP_TLV_MS_MSG_WAIT_FACILITIES		= 0x0030,
+	SMPP_TLV_PRIVACY_INDICATOR		= 0x0201,
+	SMPP_TLV_SOURCE_SUBADDRESS		= 0x0202,
+	SMPP_TLV_DEST_SUBADDRESS		= 0x0203,
+	SMPP_TLV_USER_MESSAGE_REFERENCE		= 0x0204,
+	SMPP_TLV_USER_RESPONSE_CODE		= 0x0205,
+	SMPP_TLV_SOURCE_PORT			= 0x020A,
+	SMPP_TLV_DESTINATION_PORT		= 0x020B,
+	SMPP_TLV_SAR_MSG_REF_NUM		= 0x020C,
+	SMPP_TLV_LANGUAGE_INDICATOR		= 0x020D,
+	SMPP_TLV_SAR_TOTAL_SEGMENTS		= 0x020E,
+	SMPP_TLV_SAR_SEGMENT_SEQNUM		= 0x020F,
+	SMPP_TLV_SC_INTERFACE_VERSION		= 0x0210,
+	SMPP_TLV_CALLBACK_NUM_PRES_IND		= 0x0302,
+	SMPP_TLV_CALLBACK_NUM_ATAG		= 0x0303,
+	SMPP_TLV_NUMBER_OF_MESSAGES		= 0x0304,
+	SMPP_TLV_CALLBACK_NUM			= 0x0381,
+	SMPP_TLV_DPF_RESULT			= 0x0420,
+	SMPP_TLV_SET_DPF			= 0x0421,
+	SMPP_TLV_MS_AVAILABILITY_STATUS		= 0x0422,
+	SMPP_TLV_NETWORK_ERROR_CODE		= 0x0423,
+	SMPP_TLV_MESSAGE_PAYLOAD		= 0x0424,
+	SMPP_TLV_DELIVERY_FAILURE_REASON	= 0x0425,
+	SMPP_TLV_MORE_MESSAGES_TO_SEND		= 0x0426,
+	SMPP_TLV_MESSAGE_STATE			= 0x0427,
+	SMPP_TLV_USSD_SERVICE_OP		= 0x0501,
+	SMPP_TLV_DISPLAY_TIME			= 0x1201,
+	SMPP_TLV_SMS_SIGNAL			= 0x1203,
+	SMPP_TLV_MS_VALIDITY			= 0x1204,
+	SMPP_TLV_ALERT_ON_MESSAGE_DELIVERY	= 0x130C,
+	SMPP_TLV_ITS_REPLY_TYPE			= 0x1380,
+	SMPP_TLV_ITS_SESSION_INFO		= 0x1383,
+};
+
+/* How a known TLV's value is typed. */
+enum smpp_tlv_type {
+	SMPP_TLV_TYPE_INTEGER = 1,	/* big-endian, 1, 2 or 4 octets */
+	SMPP_TLV_TYPE_C_STRING,		/* text; the NUL is usually sent */
+	SMPP_TLV_TYPE_OCTETS,		/* opaque octets */
+	SMPP_TLV_TYPE_NO_VALUE,		/* presence is the information */
+};
+
+/* One row of the TLV table: tag -> name, type, length bounds. */
+struct smpp_tlv_descriptor {
+	uint16_t		 tag;
+	uint8_t			 type;		/* enum smpp_tlv_type */
+	uint16_t		 min_length;
+	uint16_t		 max_length;
+	const char		*name;		/* "receipted_message_id" */
+};
+
+/*
+ * One TLV. Decoded: value points into the PDU and integer holds the value
+ * of an Integer TLV. To encode: value (length octets) is written when set,
+ * otherwise integer, big-endian on length octets.
+ */
+struct smpp_tlv {
+	uint16_t		 tag;
+	uint16_t		 length;
+	uint32_t		 integer;
+	const uint8_t		*value;
+};
+
+/*
+ * One submit_multi dest_address (SME address or distribution list name) or
+ * one submit_multi_resp unsuccess_sme (dest_flag is then SME address).
+ */
+struct smpp_destination {
+	uint8_t			 dest_flag;	/* SMPP_DEST_FLAG_* */
+	uint8_t			 dest_addr_ton;
+	uint8_t			 dest_addr_npi;
+	const char		*address;	/* destination_addr or dl_name */
+	uint32_t		 error_status_code; /* unsuccess_sme only */
+};
+
+/* Every SMPP 3.4 PDU; each command uses the fields its section names. */
+struct smpp_pdu {
+	uint32_t		 command_length;	/* set by decode only */
+	uint32_t		 command_id;
+	uint32_t		 command_status;
+	uint32_t		 sequence_number;
+
+	/* bind_*, outbind, bind_*_resp */
+	const char		*system_id;
+	const char		*password;
+	const char		*system_type;
+	uint8_t			 interface_version;
+	uint8_t			 addr_ton;
+	uint8_t			 addr_npi;
+	const char		*address_range;
+
+	/* messages and their responses */
+	const char		*service_type;
+	const char		*message_id;
+	uint8_t			 source_addr_ton;
+	uint8_t			 source_addr_npi;
+	uint8_t			 dest_addr_ton;
+	uint8_t			 dest_addr_npi;
+	const char		*source_addr;
+	const char		*destination_addr;
+	uint8_t			 esm_class;
+	uint8_t			 protocol_id;
+	uint8_t			 priority_flag;
+	uint8_t			 registered_delivery;
+	uint8_t			 replace_if_present_flag;
+	uint8_t			 data_coding;
+	uint8_t			 sm_default_msg_id;
+	uint8_t			 sm_length;
+	const char		*schedule_delivery_time;
+	const char		*validity_period;
+	const uint8_t		*short_message;		/* sm_length octets */
+
+	/* query_sm_resp */
+	const char		*final_date;
+	uint8_t			 message_state;
+	uint8_t			 error_code;
+
+	/* alert_notification */
+	uint8_t			 esme_addr_ton;
+	uint8_t			 esme_addr_npi;
+	const char		*esme_addr;
+
+	/* submit_multi number_of_dests, submit_multi_resp no_unsuccess */
+	uint8_t			 number_of_destinations;
+	const uint8_t		*destinations;		/* decoded: raw list */
+	size_t			 destinations_length;
+	const struct smpp_destination *destination_list; /* to encode */
+
+	/* optional parameters */
+	const uint8_t		*tlv_bytes;		/* decoded: raw TLVs */
+	size_t			 tlv_bytes_length;
+	const struct smpp_tlv	*tlvs;			/* to encode, after */
+	size_t			 tlv_count;
+};
+
+/* What smpp_pdu_frame() found at the head of a stream. */
+enum smpp_frame_result {
+	SMPP_FRAME_NEED_MORE = 0,	/* read more bytes, then call again */
+	SMPP_FRAME_COMPLETE,		/* a whole PDU of *pdu_length bytes */
+	SMPP_FRAME_INVALID,		/* command_length refused: RINVCMDLEN */
+};
+
+/* Encoder errors (negative returns of smpp_pdu_encode*, smpp_tlv_encode). */
+enum smpp_pdu_encode_error {
+	SMPP_PDU_ENCODE_NO_SPACE	= -1,	/* capacity too small */
+	SMPP_PDU_ENCODE_FIELD_TOO_LONG	= -2,	/* string or message too long */
+	SMPP_PDU_ENCODE_INVALID_FIELD	= -3,	/* time, dest_flag, count, ... */
+	SMPP_PDU_ENCODE_INVALID_TLV	= -4,	/* length wrong for the tag */
+	SMPP_PDU_ENCODE_UNKNOWN_COMMAND	= -5,
+};
+
+/* Whether a status calls for a retry later (retry decisions). */
+enum smpp_status_class {
+	SMPP_STATUS_CLASS_OK = 0,
+	SMPP_STATUS_CLASS_TEMPORARY,
+	SMPP_STATUS_CLASS_PERMANENT,
+};
+
+/* smpp_pdu.c */
+/*
+ * Framing, before any body is read: command_length below 16 or above
+ * max_pdu_length (0: SMPP_DEFAULT_MAX_PDU_LENGTH) is INVALID as soon as its
+ * 4 octets are there; *pdu_length gets command_length in every case.
+ */
+enum smpp_frame_result smpp_pdu_frame(const uint8_t *data, size_t available,
+	    uint32_t max_pdu_length, uint32_t *pdu_length);
+/* Reads the 16-octet header alone; -1 if fewer bytes. */
+int	smpp_pdu_decode_header(const uint8_t *data, size_t length,
+	    struct smpp_pdu *pdu);
+/* Decodes one framed PDU; returns SMPP_ESME_ROK or the status to answer. */
+uint32_t smpp_pdu_decode(const uint8_t *data, size_t length,
+	    struct smpp_pdu *pdu);
+/* Encodes; returns the PDU length or an enum smpp_pdu_encode_error. */
+int	smpp_pdu_encode(const struct smpp_pdu *pdu, uint8_t *out,
+	    size_t capacity);
+int	smpp_pdu_encode_header_only(uint8_t *out, size_t capacity,
+	    uint32_t command_id, uint32_t command_status,
+	    uint32_t sequence_number);
+int	smpp_pdu_encode_generic_nack(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number, uint32_t command_status);
+int	smpp_pdu_encode_enquire_link(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number);
+int	smpp_pdu_encode_enquire_link_resp(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number);
+int	smpp_pdu_encode_unbind(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number);
+int	smpp_pdu_encode_unbind_resp(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number, uint32_t command_status);
+/* message_id NULL (or a non-zero status) sends no body. */
+int	smpp_pdu_encode_submit_sm_resp(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number, uint32_t command_status,
+	    const char *message_id);
+int	smpp_pdu_encode_deliver_sm_resp(uint8_t *out, size_t capacity,
+	    uint32_t sequence_number, uint32_t command_status);
+const char *smpp_pdu_encode_error_name(int error);
+/* 1 if the codec knows command_id (request or response). */
+int	smpp_pdu_is_known_command(uint32_t command_id);
+/* The response to a request: its _resp, or generic_nack when unknown. */
+uint32_t smpp_pdu_response_id(uint32_t command_id);
+/* Walks destinations (raw or destination_list); 1 per entry, 0 at end. */
+int	smpp_pdu_next_destination(const struct smpp_pdu *pdu, size_t *cursor,
+	    struct smpp_destination *destination);
+/* Walks the TLVs (raw, then tlvs); 1 per TLV, 0 at end. */
+int	smpp_pdu_next_tlv(const struct smpp_pdu *pdu, size_t *cursor,
+	    struct smpp_tlv *tlv);
+/* Finds the first TLV with tag; 1 if found. */
+int	smpp_pdu_find_tlv(const struct smpp_pdu *pdu, uint16_t tag,
+	    struct smpp_tlv *tlv);
+/* 1 if two PDUs carry the same header, fields, destinations and TLVs. */
+int	smpp_pdu_equal(const struct smpp_pdu *a, const struct smpp_pdu *b);
+
+/* smpp_tlv.c */
+/* The table row for a tag, NULL for one SMPP 3.4 does not define. */
+const struct smpp_tlv_descriptor *smpp_tlv_describe(uint16_t tag);
+/* "message_payload"; "unknown" for tags outside the table. */
+const char *smpp_tlv_name(uint16_t tag);
+/* SMPP_ESME_ROK or SMPP_ESME_RINVPARLEN for a value length of a tag. */
+uint32_t smpp_tlv_check_length(uint16_t tag, size_t length);
+/*
+ * Validates a TLV stream: headers whole (RINVOPTPARSTREAM), values inside
+ * (RINVOPTPARSTREAM), lengths per tag (RINVPARLEN), sar_* all or none
+ * (RMISSINGOPTPARAM) and coherent (RINVOPTPARAMVAL).
+ */
+uint32_t smpp_tlv_validate(const uint8_t *stream, size_t length);
+/* Steps through a validated stream from *offset; 1 per TLV, 0 at end. */
+int	smpp_tlv_next(const uint8_t *stream, size_t length, size_t *offset,
+	    struct smpp_tlv *tlv);
+/* Writes one TLV; returns octets written or an smpp_pdu_encode_error. */
+int	smpp_tlv_encode(const struct smpp_tlv *tlv, uint8_t *out,
+	    size_t capacity);
+/* An Integer TLV sized by the table (4 octets for an unknown tag). */
+struct smpp_tlv smpp_tlv_integer(uint16_t tag, uint32_t value);
+struct smpp_tlv smpp_tlv_octets(uint16_t tag, const void *value,
+	    uint16_t length);
+/* A C-Octet string TLV, terminating NUL included. */
+struct smpp_tlv smpp_tlv_c_string(uint16_t tag, const char *text);
+/* Length of a text TLV's value up to its first NUL. */
+size_t	smpp_tlv_text_length(const struct smpp_tlv *tlv);
+
+/* smpp_status.c */
+const char *smpp_status_name(uint32_t status);	/* "ESME_RTHROTTLED" */
+const char *smpp_status_describe(uint32_t status);	/* "Throttling error" */
+enum smpp_status_class smpp_status_classify(uint32_t status);
+/* 1 if a message refused with status is worth retrying later. */
+int	smpp_status_is_temporary(uint32_t status);
+const char *smpp_command_name(uint32_t command_id);	/* "submit_sm" */
+
 /* ===== Character sets: smpp_charset.c ===== */
 
 /*
