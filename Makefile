@@ -71,6 +71,8 @@ NUDGED_MAIN	:= src/nudged.c
 
 # ---- unit tests: tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME --------
 UNIT_TESTS := \
+	smpp_pdu \
+	smpp_crosscheck \
 	smpp_charset \
 	smpp_split \
 	smpp_reassembly \
