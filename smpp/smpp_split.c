@@ -15,6 +15,8 @@
 
 #include "smpp.h"
 
+#define GSM_CR 0x0D /* padding for 7 spare bits, see pack_in_place */
+
 /* Size of the units an alphabet is counted in, and its single-SMS limit. */
 struct alphabet_units {
 	size_t single_units;
@@ -78,6 +80,27 @@ source_take(const struct split_source *source, size_t *offset,
 }
 
 /*
+ * Packs the septets at text in place (packing never writes ahead of what
+ * it reads). When 7 bits are left over at the end, a receiver that counts
+ * septets from octets (sm_length) would read them as '@', so they carry a
+ * CR instead, as 23.038 section 6.1.2.3.1 does for the same ambiguity.
+ */
+static int
+pack_in_place(
+    uint8_t *text, size_t capacity, unsigned fill_bits, size_t *length)
+{
+	size_t septet_count = *length;
+	int status;
+
+	status = smpp_charset_gsm_pack(
+	    text, septet_count, fill_bits, text, capacity, length);
+	if (status == SMPP_CHARSET_OK &&
+	    8 * *length - fill_bits - 7 * septet_count == 7)
+		text[*length - 1] |= GSM_CR << 1;
+	return status;
+}
+
+/*
  * Appends one part: its UDH (total left 0, patched once known), then as
  * much of the source as unit_limit allows, packed if asked.
  */
@@ -111,10 +134,8 @@ write_part(struct smpp_split *split, const struct split_source *source,
 	if (*offset == before && *offset < source->length)
 		return SMPP_SPLIT_ERR_ARGUMENT;
 	if (source->packed) {
-		/* In place: packing never writes ahead of what it reads. */
-		status = smpp_charset_gsm_pack(start + header, text_length,
-		    smpp_udh_fill_bits(header), start + header, room - header,
-		    &text_length);
+		status = pack_in_place(start + header, room - header,
+		    smpp_udh_fill_bits(header), &text_length);
 		if (status != SMPP_CHARSET_OK)
 			return status;
 	}

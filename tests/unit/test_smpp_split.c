@@ -355,6 +355,22 @@ test_gsm_packed(void **state)
 	    SMPP_CHARSET_OK);
 	assert_memory_equal(septets, text, 153);
 
+	/* Part 2: 8 septets after 1 fill bit leave 7 spare bits: a CR. */
+	assert_int_equal(
+	    smpp_charset_gsm_unpack(split.parts[1].short_message + 6, 8, 1, 9,
+		septets, sizeof(septets)),
+	    SMPP_CHARSET_OK);
+	assert_memory_equal(septets, "aaaaaaaa\r", 9);
+
+	/* Seven septets alone: 49 bits in 7 octets, CR in the spare bits. */
+	length = repeat(0, "a", 7);
+	assert_int_equal(run_split(length, SMPP_CODING_DEFAULT,
+			     SMPP_CONCAT_UDH_8BIT, 5, SMPP_SPLIT_GSM_PACKED),
+	    SMPP_SPLIT_OK);
+	assert_int_equal(split.parts[0].length, 7);
+	assert_int_equal(split.parts[0].short_message[6], 0x01 | 0x0D << 1);
+	length = repeat(0, "a", 161);
+
 	/* 16-bit reference: 7 + 133 octets, no fill bits. */
 	assert_int_equal(run_split(length, SMPP_CODING_DEFAULT,
 			     SMPP_CONCAT_UDH_16BIT, 5, SMPP_SPLIT_GSM_PACKED),
