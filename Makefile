@@ -83,7 +83,9 @@ UNIT_TESTS := \
 	store_timer
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
-FUZZ_TARGETS :=
+FUZZ_TARGETS := \
+	smpp_charset \
+	smpp_udh
 
 # ---- benchmarks: tests/bench/bench_NAME.c ---------------------------------
 BENCHES :=
