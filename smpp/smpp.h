@@ -590,7 +590,8 @@ enum smpp_split_status {
 /* smpp_split_options.flags */
 #define SMPP_SPLIT_CHOOSE_CODING	0x01	/* ignore .coding, choose */
 #define SMPP_SPLIT_ALLOW_LATIN1		0x02	/* the chooser may pick Latin-1 */
-#define SMPP_SPLIT_GSM_PACKED		0x04	/* pack GSM septets (fill bits) */
+/* Pack GSM septets (fill bits after a UDH; 7 spare end bits carry a CR). */
+#define SMPP_SPLIT_GSM_PACKED		0x04
 
 struct smpp_split_options {
 	enum smpp_data_coding	coding;	/* DEFAULT, IA5, LATIN1 or UCS2 */
@@ -613,7 +614,12 @@ struct smpp_split_part {
 	uint8_t		 sar_segment_seqnum;
 };
 
-/* Caller-owned storage for a split, and what was written there. */
+/*
+ * Caller-owned storage for a split, and what was written there. A buffer
+ * of max_parts * SMPP_SPLIT_PART_MAX_OCTETS always suffices (unpacked
+ * septets are encoded before packing); for SMPP_CONCAT_PAYLOAD, the
+ * encoded length (GSM: up to 2 octets a character, UCS-2: up to 4).
+ */
 struct smpp_split {
 	struct smpp_split_part	*parts;	/* in: array of max_parts */
 	size_t			 max_parts;
