@@ -134,13 +134,6 @@ static const uint8_t dcs_general_alphabet[4] = {
     SMPP_CODING_BINARY_8BIT, /* reserved */
 };
 
-/* Septets, octets or UTF-16 units one tally of a text counts. */
-struct tally {
-	size_t units; /* whole text */
-	size_t parts; /* greedy parts at the multi-part limit */
-	size_t fill;  /* units in the last part */
-};
-
 /* Looks a code point up in the Unicode -> GSM tables. */
 static inline unsigned
 gsm_lookup(uint32_t codepoint)
@@ -250,23 +243,48 @@ utf8_put(char *out, size_t capacity, size_t *used, uint32_t codepoint)
 	return SMPP_CHARSET_OK;
 }
 
-/* Adds a character of cost units to a tally, opening a part if needed. */
-static inline void
-tally_add(struct tally *tally, size_t cost, size_t part_limit)
+/* Septets a GSM table code costs: 1, or 2 with the escape. */
+static inline size_t
+gsm_cost(unsigned code)
 {
-	tally->units += cost;
-	if (tally->fill + cost > part_limit) {
-		tally->parts++;
-		tally->fill = cost;
-	} else
-		tally->fill += cost;
+	return 1 + ((code & GSM_EXTENSION) >> 7);
 }
 
-/* Parts a tally needs: one if the whole text fits a single SMS. */
+/*
+ * Counts parts the way smpp_split_text() cuts them: greedily, a character
+ * that does not fit whole opens the next part. Only needed when a text is
+ * long and has 2-unit characters; the text is already known to be valid
+ * and representable.
+ */
 static size_t
-tally_parts(const struct tally *tally, size_t single_limit)
+greedy_parts(const uint8_t *s, size_t length, int gsm, size_t part_limit)
 {
-	return tally->units <= single_limit ? 1 : tally->parts;
+	size_t position = 0, parts = 1, fill = 0, cost;
+	uint32_t codepoint = 0;
+
+	while (position < length) {
+		(void)utf8_decode(s, length, &position, &codepoint);
+		cost = gsm ? gsm_cost(gsm_lookup(codepoint))
+			   : 1 + (codepoint > 0xFFFF);
+		if (fill + cost > part_limit) {
+			parts++;
+			fill = 0;
+		}
+		fill += cost;
+	}
+	return parts;
+}
+
+/* Parts for a coding, from its totals; walks the text only if it must. */
+static size_t
+count_parts(const uint8_t *s, size_t length, int gsm, size_t units,
+    size_t characters, size_t single_limit, size_t part_limit)
+{
+	if (units <= single_limit)
+		return 1;
+	if (units == characters) /* every character costs 1 */
+		return (units + part_limit - 1) / part_limit;
+	return greedy_parts(s, length, gsm, part_limit);
 }
 
 int
@@ -279,22 +297,19 @@ smpp_charset_utf8_next(
 }
 
 /*
- * One pass over the text tallies GSM, Latin-1 and UCS-2 together, each
- * with the same greedy cut smpp_split_text() makes, so the part count
- * returned is the one the split will produce.
+ * One tight pass totals the text in each coding (ASCII straight from the
+ * table); part counts follow from the totals, and only a long text with
+ * escapes or surrogate pairs is walked again to place the cuts.
  */
 int
 smpp_charset_choose(const char *utf8, size_t length, unsigned flags,
     size_t udh_length, struct smpp_charset_choice *choice)
 {
 	const uint8_t *s = (const uint8_t *)utf8;
-	struct tally gsm = {0, 1, 0}, latin = {0, 1, 0}, ucs2 = {0, 1, 0};
-	size_t gsm_limit, octet_limit, ucs2_limit, position = 0;
-	size_t characters = 0;
-	int gsm_possible = 1,
-	    latin_possible = flags & SMPP_CHARSET_ALLOW_LATIN1;
+	size_t gsm_limit, octet_limit, ucs2_limit, position = 0, parts;
+	size_t characters = 0, gsm_units = 0, ucs2_units = 0;
+	unsigned code, gsm_missing = 0, latin_missing = 0;
 	uint32_t codepoint;
-	unsigned code;
 
 	/* A part must hold at least one escape pair or surrogate pair. */
 	if (udh_length > SMPP_SMS_OCTETS - 4)
@@ -304,41 +319,47 @@ smpp_charset_choose(const char *utf8, size_t length, unsigned flags,
 	ucs2_limit = octet_limit / 2;
 
 	while (position < length) {
-		if (utf8_decode(s, length, &position, &codepoint) != 0)
-			return SMPP_CHARSET_ERR_UTF8;
-		characters++;
-		if (gsm_possible) {
+		if (s[position] < 0x80) {
+			codepoint = s[position++];
+			code = gsm_from_unicode_latin[codepoint];
+		} else {
+			if (utf8_decode_multibyte(
+				s, length, &position, &codepoint) != 0)
+				return SMPP_CHARSET_ERR_UTF8;
 			code = gsm_lookup(codepoint);
-			if (code == GSM_NONE)
-				gsm_possible = 0;
-			else
-				tally_add(&gsm, code & GSM_EXTENSION ? 2 : 1,
-				    gsm_limit);
+			latin_missing |= codepoint > 0xFF;
+			ucs2_units += codepoint > 0xFFFF;
 		}
-		if (latin_possible) {
-			if (codepoint > 0xFF)
-				latin_possible = 0;
-			else
-				tally_add(&latin, 1, octet_limit);
-		}
-		tally_add(&ucs2, codepoint > 0xFFFF ? 2 : 1, ucs2_limit);
+		gsm_missing |= code == GSM_NONE;
+		gsm_units += gsm_cost(code);
+		characters++;
 	}
+	ucs2_units += characters;
+	if (!(flags & SMPP_CHARSET_ALLOW_LATIN1))
+		latin_missing = 1;
 
 	choice->characters = characters;
 	choice->coding = SMPP_CODING_UCS2;
-	choice->units = ucs2.units;
-	choice->parts = tally_parts(&ucs2, SMPP_SMS_UCS2_UNITS);
-	if (latin_possible &&
-	    tally_parts(&latin, SMPP_SMS_OCTETS) <= choice->parts) {
-		choice->coding = SMPP_CODING_LATIN1;
-		choice->units = latin.units;
-		choice->parts = tally_parts(&latin, SMPP_SMS_OCTETS);
+	choice->units = ucs2_units;
+	choice->parts = count_parts(s, length, 0, ucs2_units, characters,
+	    SMPP_SMS_UCS2_UNITS, ucs2_limit);
+	if (!latin_missing) {
+		parts = count_parts(s, length, 0, characters, characters,
+		    SMPP_SMS_OCTETS, octet_limit);
+		if (parts <= choice->parts) {
+			choice->coding = SMPP_CODING_LATIN1;
+			choice->units = characters;
+			choice->parts = parts;
+		}
 	}
-	if (gsm_possible &&
-	    tally_parts(&gsm, SMPP_SMS_GSM_SEPTETS) <= choice->parts) {
-		choice->coding = SMPP_CODING_DEFAULT;
-		choice->units = gsm.units;
-		choice->parts = tally_parts(&gsm, SMPP_SMS_GSM_SEPTETS);
+	if (!gsm_missing) {
+		parts = count_parts(s, length, 1, gsm_units, characters,
+		    SMPP_SMS_GSM_SEPTETS, gsm_limit);
+		if (parts <= choice->parts) {
+			choice->coding = SMPP_CODING_DEFAULT;
+			choice->units = gsm_units;
+			choice->parts = parts;
+		}
 	}
 	return SMPP_CHARSET_OK;
 }
