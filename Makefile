@@ -65,6 +65,10 @@ NUDGE_SRCS := \
 	src/timer.c \
 	src/metrics.c \
 	src/http.c \
+	src/outbox.c \
+	src/receipt.c \
+	src/mo.c \
+	src/api_message.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c
@@ -80,12 +84,15 @@ UNIT_TESTS := \
 	config \
 	metrics \
 	store \
-	store_timer
+	store_timer \
+	smpp_receipt \
+	smpp_session
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
 FUZZ_TARGETS := \
 	smpp_charset \
-	smpp_udh
+	smpp_udh \
+	smpp_receipt
 
 # ---- benchmarks: tests/bench/bench_NAME.c ---------------------------------
 BENCHES :=
@@ -135,7 +142,7 @@ $(BUILD)/bench/bench_%: $(BUILD)/obj/tests/bench/bench_%.o $(LIBNUDGE) $(LIBSMPP
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(NUDGED) -f -c $(CONF)
+	@tools/run.sh $(BUILD) $(CONF)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

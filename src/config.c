@@ -65,6 +65,20 @@ static const struct config_key config_key_table[] = {
 	KEY("smpp", "max_pdu_length", CONFIG_SIZE, smpp_max_pdu_length, 256,
 	    SIZE_MIB, NULL, "64K",
 	    "Largest command_length accepted before the body is read."),
+	KEY("outbox", "default_validity", CONFIG_DURATION, outbox_validity_us,
+	    60 * DURATION_SECOND, 7 * 86400 * DURATION_SECOND, NULL, "24h",
+	    "How long a message may wait to be sent when the request names "
+	    "no validity; then it EXPIRES unsent."),
+	KEY("outbox", "max_parts", CONFIG_INTEGER, outbox_max_parts, 1, 255,
+	    NULL, "10", "Longest message accepted, in SMS parts."),
+	KEY("outbox", "receipt_hold", CONFIG_DURATION, outbox_receipt_hold_us,
+	    DURATION_SECOND, 86400 * DURATION_SECOND, NULL, "10m",
+	    "How long a receipt that came before its submit_sm_resp waits "
+	    "to be matched before it counts as unmatched."),
+	KEY("outbox", "mo_reassembly_timeout", CONFIG_DURATION,
+	    outbox_mo_timeout_us, DURATION_SECOND,
+	    86400 * DURATION_SECOND, NULL, "5m",
+	    "How long the parts of a long inbound SMS wait for the rest."),
 	LINK_KEY("host", CONFIG_STRING, host, 0, 255, NULL, "",
 	    "SMSC host name or address (required)."),
 	LINK_KEY("port", CONFIG_INTEGER, port, 1, 65535, NULL, "2775",
@@ -121,8 +135,6 @@ static const struct config_key config_key_table[] = {
 	LINK_KEY("split", CONFIG_ENUM, split, 0, 0, "udh|udh16|sar|payload",
 	    "udh", "How long messages travel: UDH parts (8- or 16-bit "
 	    "reference), SAR TLVs, or one message_payload."),
-	LINK_KEY("max_parts", CONFIG_INTEGER, max_parts, 1, 255, NULL, "10",
-	    "Longest message accepted, in parts."),
 	LINK_KEY("routes", CONFIG_STRING, routes, 0, 190, NULL, "",
 	    "Destination prefixes this link serves (\"39 4915\"); empty "
 	    "serves any."),

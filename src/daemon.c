@@ -220,6 +220,7 @@ daemon_finish(void)
 	if (gateway->store != NULL && store_commit(gateway->store) != STORE_OK)
 		exit_status = 1;
 	http_stop();
+	outbox_free();
 	timer_shutdown();
 	if (gateway->store != NULL)
 		store_close(gateway->store);
@@ -368,6 +369,9 @@ daemon_start(struct config *config, int foreground)
 		    "reason=\"commits are not fsynced: benchmarks only\"");
 	store_attach(gateway->store, gateway->base);
 	timer_init(gateway->base, gateway->store);
+	outbox_init(gateway->base, config);
+	daemon_on_shutdown(outbox_shutdown_begin, outbox_shutdown_done, NULL);
+	api_message_init();
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
 	http_route("GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz,

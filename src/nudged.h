@@ -137,7 +137,6 @@ struct config_link {
 	int		 response_id_base;	/* enum smpp_id_base */
 	int		 receipt_id_base;	/* enum smpp_id_base */
 	int		 split;		/* enum config_link_split */
-	int64_t		 max_parts;
 	char		*routes;	/* destination prefixes; empty: any */
 	int64_t		 priority;	/* failover order, lowest first */
 };
@@ -162,6 +161,11 @@ struct config {
 	/* [smpp] */
 	struct config_listen smpp_listen;
 	uint64_t	 smpp_max_pdu_length;
+	/* [outbox] */
+	uint64_t	 outbox_validity_us;
+	int64_t		 outbox_max_parts;
+	uint64_t	 outbox_receipt_hold_us;
+	uint64_t	 outbox_mo_timeout_us;
 	/* [link NAME] ... */
 	struct config_link **links;
 	size_t		 link_count;
@@ -255,12 +259,23 @@ enum store_result {
 enum store_db {
 	STORE_DB_META = 0,	/* schema version, id sequences */
 	STORE_DB_TIMERS,	/* due time + timer id -> kind + payload */
+	STORE_DB_MESSAGES,	/* message id -> outbox_message_record */
+	STORE_DB_PARTS,		/* message id + part -> outbox_part_record */
+	STORE_DB_QUEUE,		/* message id -> (nothing): parts waiting */
+	STORE_DB_INFLIGHT,	/* message id + part -> (nothing): SUBMITTING */
+	STORE_DB_SMSC_IDS,	/* link NUL normalised id -> message id + part */
+	STORE_DB_HELD_RECEIPTS,	/* link NUL normalised id -> receipt_record */
+	STORE_DB_RECEIPTS,	/* sequence -> receipt_record: the receipt log */
+	STORE_DB_MO_PARTS,	/* reassembly key + part -> mo_part_record */
+	STORE_DB_MO,		/* sequence -> mo_record: the MO log */
 	STORE_DB_COUNT
 };
 
 enum store_sequence {
 	STORE_SEQUENCE_TIMER = 0,
 	STORE_SEQUENCE_MESSAGE,
+	STORE_SEQUENCE_RECEIPT,
+	STORE_SEQUENCE_MO,
 	STORE_SEQUENCE_COUNT
 };
 
@@ -348,6 +363,9 @@ size_t		 store_timer_drain(struct store *store, uint64_t now_us,
 enum timer_kind {
 	TIMER_KIND_NONE = 0,
 	TIMER_KIND_TEST,	/* unit tests */
+	TIMER_KIND_OUTBOX_EXPIRY,	/* message id: validity ran out */
+	TIMER_KIND_RECEIPT_HOLD,	/* held receipt key: give up matching */
+	TIMER_KIND_MO_REASSEMBLY,	/* reassembly key: parts still missing */
 	TIMER_KIND_COUNT
 };
 
@@ -463,6 +481,251 @@ size_t		 link_capacity(struct link *link);
 int		 link_submit(struct link *link, const struct link_submit *submit,
 		    uint64_t cookie);
 void		 link_get_stats(const struct link *link, struct link_stats *stats);
+
+/* ===== outbox.c ===== */
+
+/*
+ * The durable outbox. A message moves QUEUED -> SUBMITTING -> SUBMITTED ->
+ * DELIVERED / UNDELIVERABLE / EXPIRED / REJECTED / FAILED / UNKNOWN, each
+ * step committed with its time. SUBMITTING is committed before the
+ * submit_sm leaves, so after a crash a part left SUBMITTING becomes UNKNOWN
+ * and is never sent twice.
+ */
+enum outbox_state {
+	OUTBOX_STATE_NONE = 0,
+	OUTBOX_QUEUED,
+	OUTBOX_SUBMITTING,
+	OUTBOX_SUBMITTED,
+	OUTBOX_DELIVERED,
+	OUTBOX_UNDELIVERABLE,
+	OUTBOX_EXPIRED,
+	OUTBOX_REJECTED,
+	OUTBOX_FAILED,
+	OUTBOX_UNKNOWN,
+	OUTBOX_STATE_COUNT
+};
+
+enum outbox_class {
+	OUTBOX_CLASS_TRANSACTIONAL = 0,
+	OUTBOX_CLASS_MARKETING,
+};
+
+/* Why a state changed, kept in the message's history. */
+enum outbox_reason {
+	OUTBOX_REASON_NONE = 0,
+	OUTBOX_REASON_ACCEPTED,
+	OUTBOX_REASON_SENDING,
+	OUTBOX_REASON_ACKNOWLEDGED,	/* submit_sm_resp OK */
+	OUTBOX_REASON_THROTTLED,	/* 0x58 / 0x14: requeued */
+	OUTBOX_REASON_SMSC_REJECTED,	/* permanent submit_sm_resp error */
+	OUTBOX_REASON_RESPONSE_TIMEOUT,
+	OUTBOX_REASON_CONNECTION_LOST,
+	OUTBOX_REASON_CRASH_RECOVERY,	/* SUBMITTING at start-up */
+	OUTBOX_REASON_VALIDITY_EXPIRED,	/* never left the queue in time */
+	OUTBOX_REASON_RECEIPT,
+	OUTBOX_REASON_NOT_SENT,		/* the link went away before sending */
+	OUTBOX_REASON_SIBLING_REJECTED,	/* another part was refused */
+	OUTBOX_REASON_COUNT
+};
+
+#define OUTBOX_ADDRESS_SIZE	24
+#define OUTBOX_LINK_NAME_SIZE	32
+#define OUTBOX_ORIGIN_SIZE	32
+#define OUTBOX_SMSC_ID_SIZE	65
+#define OUTBOX_HISTORY_MAX	48
+#define OUTBOX_RECORD_VERSION	1
+#define OUTBOX_TEXT_MAX		65535	/* bytes of UTF-8 */
+#define OUTBOX_TEXT_BUFFER	(OUTBOX_TEXT_MAX + 1)
+
+struct outbox_history_entry {
+	uint64_t	 time_us;
+	uint32_t	 status;	/* SMPP status or receipt error */
+	uint8_t		 state;		/* enum outbox_state */
+	uint8_t		 part;		/* 0: the message; else part number */
+	uint8_t		 reason;	/* enum outbox_reason */
+	uint8_t		 unused;
+};
+
+/* STORE_DB_MESSAGES value; the UTF-8 text and the callback URL follow. */
+struct outbox_message_record {
+	uint8_t		 version;
+	uint8_t		 state;		/* enum outbox_state */
+	uint8_t		 message_class;	/* enum outbox_class */
+	uint8_t		 data_coding;
+	uint8_t		 part_count;
+	uint8_t		 history_count;
+	uint8_t		 unused[2];
+	uint8_t		 part_states[OUTBOX_STATE_COUNT]; /* parts per state */
+	uint8_t		 unused2[6];
+	uint64_t	 created_us;
+	uint64_t	 updated_us;
+	uint64_t	 expires_us;
+	char		 to[OUTBOX_ADDRESS_SIZE];
+	char		 from[OUTBOX_ADDRESS_SIZE];
+	char		 link[OUTBOX_LINK_NAME_SIZE];
+	char		 origin[OUTBOX_ORIGIN_SIZE];
+	uint16_t	 text_length;
+	uint16_t	 callback_length;
+	uint32_t	 history_dropped;
+	struct outbox_history_entry history[OUTBOX_HISTORY_MAX];
+};
+
+/* STORE_DB_PARTS value; the short_message octets, then TLV octets follow. */
+struct outbox_part_record {
+	uint8_t		 version;
+	uint8_t		 state;		/* enum outbox_state */
+	uint8_t		 esm_class;
+	uint8_t		 data_coding;
+	uint8_t		 receipt_state;	/* enum smpp_message_state */
+	uint8_t		 unused[3];
+	uint16_t	 short_message_length;
+	uint16_t	 tlv_length;
+	uint32_t	 submit_status;
+	uint32_t	 receipt_error;
+	uint64_t	 submitted_us;
+	uint64_t	 responded_us;
+	uint64_t	 receipt_us;
+	char		 link[OUTBOX_LINK_NAME_SIZE];
+	char		 smsc_id[OUTBOX_SMSC_ID_SIZE];
+};
+
+/* What a producer (HTTP, flows, the SMPP server) asks the outbox to send. */
+struct outbox_request {
+	const char	*to;		/* E.164, "+" optional */
+	const char	*from;		/* NULL: the link's source_addr */
+	const char	*text;		/* UTF-8 */
+	size_t		 text_length;
+	enum outbox_class message_class;
+	uint64_t	 validity_us;	/* 0: the configured default */
+	const char	*callback_url;	/* NULL: none */
+	const char	*origin;	/* "http", "flow:ID", "esme:SYSTEM_ID" */
+};
+
+/* What outbox_submit() decided about a request it accepted. */
+struct outbox_accepted {
+	uint64_t	 id;
+	unsigned int	 parts;
+	uint8_t		 data_coding;
+};
+
+void		 outbox_init(struct event_base *base, const struct config *config);
+/* Frees the links and what the outbox holds in memory (after the loop). */
+void		 outbox_free(void);
+/* Shutdown hooks: stop sending and unbind; done when links are idle. */
+void		 outbox_shutdown_begin(void *arg);
+int		 outbox_shutdown_done(void *arg);
+/*
+ * Validates, splits and stores a message in the current turn's
+ * transaction. 0 on success; otherwise -1 with field and reason set for a
+ * 4xx answer (field may be "" for a storage failure). Answer the producer
+ * only from store_after_commit().
+ */
+int		 outbox_submit(const struct outbox_request *request,
+		    struct outbox_accepted *accepted, const char **field,
+		    char *reason, size_t reason_size);
+const char	*outbox_strstate(enum outbox_state state);
+const char	*outbox_strreason(enum outbox_reason reason);
+const char	*outbox_strclass(enum outbox_class message_class);
+/* Reads a message and its parts into caller memory; STORE_NOT_FOUND if none. */
+enum store_result outbox_read_message(uint64_t id,
+		    struct outbox_message_record *message, char *text,
+		    size_t text_size);
+enum store_result outbox_read_part(uint64_t id, unsigned int part,
+		    struct outbox_part_record *record);
+/* Queue depth (messages with parts waiting) for stats. */
+size_t		 outbox_queue_depth(void);
+/* Applies a matched receipt to a part (receipt.c calls it). */
+void		 outbox_apply_receipt(uint64_t id, unsigned int part,
+		    int message_state, uint32_t error_code, uint64_t now_us);
+/* A submit_sm_resp gave part its SMSC id (receipt.c matches held ones). */
+void		 outbox_key(uint64_t id, unsigned int part, uint8_t key[9]);
+
+/*
+ * STORE_DB_META "link-status/NAME": a link's state and counters, written
+ * every second by nudged so that nudgectl can show them from the store.
+ */
+#define OUTBOX_LINK_STATUS_PREFIX "link-status/"
+struct outbox_link_status_record {
+	uint8_t		 version;
+	uint8_t		 state;		/* enum link_state */
+	uint8_t		 unused[6];
+	uint64_t	 updated_us;
+	uint64_t	 binds;
+	uint64_t	 reconnects;
+	uint64_t	 submitted;
+	uint64_t	 acknowledged;
+	uint64_t	 throttled;
+	uint64_t	 rejected;
+	uint64_t	 timeouts;
+	uint64_t	 delivered_in;
+	uint64_t	 window_used;
+	uint64_t	 window_size;
+	double		 rate_limit;
+	uint64_t	 queue_depth;	/* whole outbox, same for every link */
+};
+
+/* ===== receipt.c ===== */
+
+/* STORE_DB_RECEIPTS (the receipt log) and STORE_DB_HELD_RECEIPTS value. */
+struct receipt_record {
+	uint8_t		 version;
+	uint8_t		 receipt_state;	/* enum smpp_message_state */
+	uint8_t		 part;
+	uint8_t		 matched;	/* 0: no message had that SMSC id */
+	uint8_t		 part_state;	/* enum outbox_state after it */
+	uint8_t		 unused[3];
+	uint32_t	 error_code;
+	uint32_t	 unused2;
+	uint64_t	 time_us;
+	uint64_t	 message_id;
+	uint64_t	 submitted_us;
+	char		 link[OUTBOX_LINK_NAME_SIZE];
+	char		 smsc_id[OUTBOX_SMSC_ID_SIZE];
+	char		 to[OUTBOX_ADDRESS_SIZE];
+	char		 stat[16];
+};
+
+void		 receipt_init(const struct config *config);
+/* 1 if a deliver_sm/data_sm from an SMSC is a delivery receipt. */
+int		 receipt_is_receipt(const struct smpp_pdu *pdu);
+/* Stores and matches one receipt; returns the status to answer with. */
+uint32_t	 receipt_handle(struct link *link, const struct smpp_pdu *pdu);
+/* The part now has smsc_id: index it and apply a receipt held for it. */
+void		 receipt_index_part(const char *link_name, const char *smsc_id,
+		    uint64_t message_id, unsigned int part);
+/* Canonical key "link NUL normalised-id"; returns its length, 0 if bad. */
+size_t		 receipt_key(const char *link_name, const char *id,
+		    size_t id_length, int base, uint8_t *key, size_t key_size);
+
+/* ===== mo.c ===== */
+
+/* STORE_DB_MO value (the MO log); the UTF-8 text follows. */
+struct mo_record {
+	uint8_t		 version;
+	uint8_t		 data_coding;
+	uint8_t		 parts;
+	uint8_t		 complete;	/* 0: reassembly timed out */
+	uint16_t	 text_length;
+	uint16_t	 unused;
+	uint64_t	 time_us;
+	char		 link[OUTBOX_LINK_NAME_SIZE];
+	char		 from[OUTBOX_ADDRESS_SIZE];
+	char		 to[OUTBOX_ADDRESS_SIZE];
+};
+
+/* The one place inbound SMS go after they are whole and stored. */
+typedef void (*mo_route_fn)(void *arg, uint64_t mo_id,
+		    const struct mo_record *mo, const char *text);
+
+void		 mo_init(const struct config *config);
+void		 mo_set_route(mo_route_fn fn, void *arg);
+/* Stores one MO PDU (or part); returns the status to answer with. */
+uint32_t	 mo_handle(struct link *link, const struct smpp_pdu *pdu);
+
+/* ===== api_message.c ===== */
+
+/* POST /v1/messages (single and batch), GET /v1/messages/{id}. */
+void		 api_message_init(void);
 
 /* ===== daemon.c ===== */
 

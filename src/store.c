@@ -36,12 +36,23 @@
 static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_META] = "meta",
     [STORE_DB_TIMERS] = "timers",
+    [STORE_DB_MESSAGES] = "messages",
+    [STORE_DB_PARTS] = "parts",
+    [STORE_DB_QUEUE] = "queue",
+    [STORE_DB_INFLIGHT] = "inflight",
+    [STORE_DB_SMSC_IDS] = "smsc-ids",
+    [STORE_DB_HELD_RECEIPTS] = "held-receipts",
+    [STORE_DB_RECEIPTS] = "receipts",
+    [STORE_DB_MO_PARTS] = "mo-parts",
+    [STORE_DB_MO] = "mo",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */
 static const char *const sequence_keys[STORE_SEQUENCE_COUNT] = {
     [STORE_SEQUENCE_TIMER] = "sequence/timer",
     [STORE_SEQUENCE_MESSAGE] = "sequence/message",
+    [STORE_SEQUENCE_RECEIPT] = "sequence/receipt",
+    [STORE_SEQUENCE_MO] = "sequence/mo",
 };
 
 static const char schema_key[] = "schema-version";

@@ -1,0 +1,1602 @@
+/*
+ * outbox.c - the durable outbox: accepting messages (validated, split into
+ * parts, stored), scheduling their parts fairly over the upstream links
+ * within each link's window and rate, and moving every part through
+ * QUEUED -> SUBMITTING -> SUBMITTED -> final, each step committed. A part is
+ * committed SUBMITTING before its submit_sm is written, so a crash can only
+ * leave it UNKNOWN, never send it twice.
+ */
+#include <sys/queue.h>
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "smpp.h"
+#include "nudged.h"
+
+#define OUTBOX_MAX_LINKS	64
+#define OUTBOX_HASH_INITIAL	1024
+#define OUTBOX_KEY_LENGTH	8
+#define OUTBOX_PART_KEY_LENGTH	9
+#define OUTBOX_PART_BYTES_MAX	(SMPP_MESSAGE_PAYLOAD_MAX + 64)
+
+/* The ordered links that may carry a number: one queue per such set. */
+struct outbox_route {
+	uint64_t		 link_mask;
+	struct link		*links[OUTBOX_MAX_LINKS];
+	size_t			 link_count;
+	TAILQ_HEAD(, outbox_pending) queue;
+	size_t			 queued;
+};
+
+/* A message with parts still waiting to be sent or waiting for a response. */
+struct outbox_pending {
+	TAILQ_ENTRY(outbox_pending) entry;
+	struct outbox_pending	*hash_next;
+	uint64_t		 id;
+	uint64_t		 expires_us;
+	struct outbox_route	*route;
+	struct link		*link;		/* sticky once a part left */
+	unsigned int		 part_count;
+	unsigned int		 waiting_count;
+	unsigned int		 inflight;	/* sent, no response yet */
+	uint8_t			 waiting[32];	/* bit (part - 1) */
+	int			 queued;	/* on route->queue */
+};
+
+/* One submit_sm to write once the commit marking it SUBMITTING is done. */
+struct outbox_send {
+	struct link		*link;
+	uint64_t		 id;
+	unsigned int		 part;
+	char			 to[OUTBOX_ADDRESS_SIZE];
+	char			 from[OUTBOX_ADDRESS_SIZE];
+	char			 validity[24];	/* 16 used */
+	uint8_t			 esm_class;
+	uint8_t			 data_coding;
+	size_t			 short_message_length;
+	size_t			 tlv_length;
+	uint8_t			 bytes[];	/* short_message, then TLVs */
+};
+
+struct outbox_batch {
+	struct outbox_send	**sends;
+	size_t			 count;
+	size_t			 capacity;
+};
+
+static const struct config *outbox_config;
+static struct outbox_route *routes[OUTBOX_MAX_LINKS * 4];
+static size_t route_count, route_cursor;
+static struct outbox_pending **pending_table;
+static size_t pending_buckets, pending_count;
+static size_t reserved[OUTBOX_MAX_LINKS];
+static struct outbox_batch *current_batch;
+static int scheduling, stopping;
+static struct event *status_event;
+static size_t queue_depth;
+static struct metric *metric_accepted, *metric_final[OUTBOX_STATE_COUNT];
+static struct metric *metric_requeued, *metric_queue_depth;
+
+static const char *const state_names[OUTBOX_STATE_COUNT] = {
+	[OUTBOX_STATE_NONE] = "NONE",
+	[OUTBOX_QUEUED] = "QUEUED",
+	[OUTBOX_SUBMITTING] = "SUBMITTING",
+	[OUTBOX_SUBMITTED] = "SUBMITTED",
+	[OUTBOX_DELIVERED] = "DELIVERED",
+	[OUTBOX_UNDELIVERABLE] = "UNDELIVERABLE",
+	[OUTBOX_EXPIRED] = "EXPIRED",
+	[OUTBOX_REJECTED] = "REJECTED",
+	[OUTBOX_FAILED] = "FAILED",
+	[OUTBOX_UNKNOWN] = "UNKNOWN",
+};
+
+static const char *const reason_names[OUTBOX_REASON_COUNT] = {
+	[OUTBOX_REASON_NONE] = "none",
+	[OUTBOX_REASON_ACCEPTED] = "accepted",
+	[OUTBOX_REASON_SENDING] = "sending",
+	[OUTBOX_REASON_ACKNOWLEDGED] = "acknowledged",
+	[OUTBOX_REASON_THROTTLED] = "throttled",
+	[OUTBOX_REASON_SMSC_REJECTED] = "smsc-rejected",
+	[OUTBOX_REASON_RESPONSE_TIMEOUT] = "response-timeout",
+	[OUTBOX_REASON_CONNECTION_LOST] = "connection-lost",
+	[OUTBOX_REASON_CRASH_RECOVERY] = "crash-recovery",
+	[OUTBOX_REASON_VALIDITY_EXPIRED] = "validity-expired",
+	[OUTBOX_REASON_RECEIPT] = "receipt",
+	[OUTBOX_REASON_NOT_SENT] = "not-sent",
+	[OUTBOX_REASON_SIBLING_REJECTED] = "sibling-rejected",
+};
+
+/* Final states: nothing more will happen to a part in one of them. */
+static const int state_is_final[OUTBOX_STATE_COUNT] = {
+	[OUTBOX_DELIVERED] = 1,
+	[OUTBOX_UNDELIVERABLE] = 1,
+	[OUTBOX_EXPIRED] = 1,
+	[OUTBOX_REJECTED] = 1,
+	[OUTBOX_FAILED] = 1,
+	[OUTBOX_UNKNOWN] = 1,
+};
+
+/* Which final state wins for a message whose parts ended differently. */
+static const enum outbox_state final_precedence[] = {
+	OUTBOX_REJECTED, OUTBOX_UNDELIVERABLE, OUTBOX_EXPIRED, OUTBOX_UNKNOWN,
+	OUTBOX_FAILED, OUTBOX_DELIVERED,
+};
+
+static void outbox_schedule(void);
+
+const char *
+outbox_strstate(enum outbox_state state)
+{
+	if ((unsigned int)state >= OUTBOX_STATE_COUNT)
+		return "INVALID";
+	return state_names[state];
+}
+
+const char *
+outbox_strreason(enum outbox_reason reason)
+{
+	if ((unsigned int)reason >= OUTBOX_REASON_COUNT)
+		return "invalid";
+	return reason_names[reason];
+}
+
+const char *
+outbox_strclass(enum outbox_class message_class)
+{
+	return message_class == OUTBOX_CLASS_MARKETING ? "marketing" :
+	    "transactional";
+}
+
+size_t
+outbox_queue_depth(void)
+{
+	return queue_depth;
+}
+
+static void
+outbox_put_id(uint8_t *key, uint64_t id)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--) {
+		key[i] = (uint8_t)id;
+		id >>= 8;
+	}
+}
+
+static uint64_t
+outbox_get_id(const uint8_t *key)
+{
+	uint64_t id = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		id = id << 8 | key[i];
+	return id;
+}
+
+void
+outbox_key(uint64_t id, unsigned int part, uint8_t key[9])
+{
+	outbox_put_id(key, id);
+	key[8] = (uint8_t)part;
+}
+
+/* ---- pending messages: a hash by id ------------------------------------ */
+
+static size_t
+outbox_hash(uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (size_t)id & (pending_buckets - 1);
+}
+
+static struct outbox_pending *
+outbox_pending_find(uint64_t id)
+{
+	struct outbox_pending *pending;
+
+	if (pending_buckets == 0)
+		return NULL;
+	for (pending = pending_table[outbox_hash(id)]; pending != NULL;
+	    pending = pending->hash_next)
+		if (pending->id == id)
+			return pending;
+	return NULL;
+}
+
+static void
+outbox_pending_grow(void)
+{
+	struct outbox_pending **old = pending_table, *pending, *next;
+	size_t old_buckets = pending_buckets, i, bucket;
+
+	pending_buckets = old_buckets ? old_buckets * 2 : OUTBOX_HASH_INITIAL;
+	pending_table = calloc(pending_buckets, sizeof(*pending_table));
+	if (pending_table == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	for (i = 0; i < old_buckets; i++) {
+		for (pending = old[i]; pending != NULL; pending = next) {
+			next = pending->hash_next;
+			bucket = outbox_hash(pending->id);
+			pending->hash_next = pending_table[bucket];
+			pending_table[bucket] = pending;
+		}
+	}
+	free(old);
+}
+
+static struct outbox_pending *
+outbox_pending_add(uint64_t id)
+{
+	struct outbox_pending *pending;
+	size_t bucket;
+
+	if (pending_count >= pending_buckets)
+		outbox_pending_grow();
+	if ((pending = calloc(1, sizeof(*pending))) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	pending->id = id;
+	bucket = outbox_hash(id);
+	pending->hash_next = pending_table[bucket];
+	pending_table[bucket] = pending;
+	pending_count++;
+	return pending;
+}
+
+static void
+outbox_dequeue(struct outbox_pending *pending)
+{
+	if (!pending->queued)
+		return;
+	TAILQ_REMOVE(&pending->route->queue, pending, entry);
+	pending->route->queued--;
+	pending->queued = 0;
+	queue_depth--;
+}
+
+/* Queues at the tail (new) or the head (a part came back: keep order). */
+static void
+outbox_enqueue(struct outbox_pending *pending, int at_head)
+{
+	if (pending->queued)
+		return;
+	if (at_head)
+		TAILQ_INSERT_HEAD(&pending->route->queue, pending, entry);
+	else
+		TAILQ_INSERT_TAIL(&pending->route->queue, pending, entry);
+	pending->route->queued++;
+	pending->queued = 1;
+	queue_depth++;
+}
+
+static void
+outbox_pending_remove(struct outbox_pending *pending)
+{
+	struct outbox_pending **slot;
+
+	outbox_dequeue(pending);
+	for (slot = &pending_table[outbox_hash(pending->id)]; *slot != NULL;
+	    slot = &(*slot)->hash_next) {
+		if (*slot == pending) {
+			*slot = pending->hash_next;
+			break;
+		}
+	}
+	pending_count--;
+	free(pending);
+}
+
+static int
+outbox_waiting_test(const struct outbox_pending *pending, unsigned int part)
+{
+	return (pending->waiting[(part - 1) / 8] >> ((part - 1) % 8)) & 1;
+}
+
+static void
+outbox_waiting_set(struct outbox_pending *pending, unsigned int part, int on)
+{
+	uint8_t bit = (uint8_t)(1u << ((part - 1) % 8));
+
+	if (on && !outbox_waiting_test(pending, part)) {
+		pending->waiting[(part - 1) / 8] |= bit;
+		pending->waiting_count++;
+	} else if (!on && outbox_waiting_test(pending, part)) {
+		pending->waiting[(part - 1) / 8] &= (uint8_t)~bit;
+		pending->waiting_count--;
+	}
+}
+
+/* ---- routes: which links may carry a number, in failover order -------- */
+
+static size_t
+outbox_link_index(const struct link *link)
+{
+	size_t i;
+
+	for (i = 0; i < link_count() && i < OUTBOX_MAX_LINKS; i++)
+		if (link_get(i) == link)
+			return i;
+	fatalx("outbox", "unknown-link", NULL);
+}
+
+/* 1 if one of the space-separated prefixes starts digits ("" serves any). */
+static int
+outbox_route_matches(const char *prefixes, const char *digits)
+{
+	const char *p = prefixes;
+	size_t length;
+
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return 1;
+	while (*p != '\0') {
+		if (*p == '+')
+			p++;
+		length = strcspn(p, " ");
+		if (length > 0 && strncmp(p, digits, length) == 0)
+			return 1;
+		p += length;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+/* The route for a number (interned by link set); NULL if no link serves it. */
+static struct outbox_route *
+outbox_route_for(const char *number)
+{
+	const char *digits = number[0] == '+' ? number + 1 : number;
+	struct outbox_route *route;
+	uint64_t mask = 0;
+	size_t i, j, count = link_count();
+
+	for (i = 0; i < count && i < OUTBOX_MAX_LINKS; i++)
+		if (outbox_route_matches(link_config(link_get(i))->routes,
+		    digits))
+			mask |= UINT64_C(1) << i;
+	if (mask == 0)
+		return NULL;
+	for (i = 0; i < route_count; i++)
+		if (routes[i]->link_mask == mask)
+			return routes[i];
+	if (route_count == sizeof(routes) / sizeof(routes[0]))
+		fatalx("outbox", "too-many-routes", NULL);
+	if ((route = calloc(1, sizeof(*route))) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	route->link_mask = mask;
+	TAILQ_INIT(&route->queue);
+	for (i = 0; i < count && i < OUTBOX_MAX_LINKS; i++)
+		if (mask & (UINT64_C(1) << i))
+			route->links[route->link_count++] = link_get(i);
+	/* Failover order: lowest priority first, then configuration order. */
+	for (i = 1; i < route->link_count; i++) {
+		struct link *link = route->links[i];
+
+		for (j = i; j > 0 && link_config(route->links[j - 1])->priority >
+		    link_config(link)->priority; j--)
+			route->links[j] = route->links[j - 1];
+		route->links[j] = link;
+	}
+	routes[route_count++] = route;
+	return route;
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+/* Loads a message; text (may be NULL) gets its UTF-8 text. */
+enum store_result
+outbox_read_message(uint64_t id, struct outbox_message_record *message,
+    char *text, size_t text_size)
+{
+	uint8_t key[OUTBOX_KEY_LENGTH];
+	const void *value;
+	size_t length, text_length;
+	enum store_result result;
+
+	outbox_put_id(key, id);
+	result = store_get(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
+	    &value, &length);
+	if (result != STORE_OK)
+		return result;
+	if (length < sizeof(*message)) {
+		log_warnx(id, "outbox", "record-corrupt", "db=messages length=%zu",
+		    length);
+		return STORE_ERROR;
+	}
+	memcpy(message, value, sizeof(*message));
+	if (text != NULL && text_size > 0) {
+		text_length = message->text_length;
+		if (text_length > length - sizeof(*message))
+			text_length = length - sizeof(*message);
+		if (text_length >= text_size)
+			text_length = text_size - 1;
+		memcpy(text, (const uint8_t *)value + sizeof(*message),
+		    text_length);
+		text[text_length] = '\0';
+	}
+	return STORE_OK;
+}
+
+/*
+ * Rewrites the message record, keeping the text and callback that follow
+ * the fixed part (they are copied out first: the store's pointer dies with
+ * the next write).
+ */
+static enum store_result
+outbox_write_message(uint64_t id, const struct outbox_message_record *message)
+{
+	uint8_t key[OUTBOX_KEY_LENGTH], *buffer;
+	const void *value;
+	size_t length, tail;
+	enum store_result result;
+
+	outbox_put_id(key, id);
+	result = store_get(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
+	    &value, &length);
+	if (result != STORE_OK)
+		return result;
+	tail = length > sizeof(*message) ? length - sizeof(*message) : 0;
+	if ((buffer = malloc(sizeof(*message) + tail)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memcpy(buffer, message, sizeof(*message));
+	memcpy(buffer + sizeof(*message),
+	    (const uint8_t *)value + sizeof(*message), tail);
+	result = store_put(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
+	    buffer, sizeof(*message) + tail, 0);
+	free(buffer);
+	return result;
+}
+
+enum store_result
+outbox_read_part(uint64_t id, unsigned int part,
+    struct outbox_part_record *record)
+{
+	uint8_t key[OUTBOX_PART_KEY_LENGTH];
+	const void *value;
+	size_t length;
+	enum store_result result;
+
+	outbox_key(id, part, key);
+	result = store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key),
+	    &value, &length);
+	if (result != STORE_OK)
+		return result;
+	if (length < sizeof(*record)) {
+		log_warnx(id, "outbox", "record-corrupt", "db=parts length=%zu",
+		    length);
+		return STORE_ERROR;
+	}
+	memcpy(record, value, sizeof(*record));
+	return STORE_OK;
+}
+
+/* Rewrites the fixed part of a part record, keeping its octets. */
+static enum store_result
+outbox_write_part(uint64_t id, unsigned int part,
+    const struct outbox_part_record *record)
+{
+	uint8_t key[OUTBOX_PART_KEY_LENGTH], *buffer;
+	const void *value;
+	size_t length, tail;
+	enum store_result result;
+
+	outbox_key(id, part, key);
+	result = store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key),
+	    &value, &length);
+	if (result != STORE_OK)
+		return result;
+	tail = length > sizeof(*record) ? length - sizeof(*record) : 0;
+	if ((buffer = malloc(sizeof(*record) + tail)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memcpy(buffer, record, sizeof(*record));
+	memcpy(buffer + sizeof(*record),
+	    (const uint8_t *)value + sizeof(*record), tail);
+	result = store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key),
+	    buffer, sizeof(*record) + tail, 0);
+	free(buffer);
+	return result;
+}
+
+static void
+outbox_history_add(struct outbox_message_record *message, uint64_t now_us,
+    enum outbox_state state, unsigned int part, enum outbox_reason reason,
+    uint32_t status)
+{
+	struct outbox_history_entry *entry;
+
+	if (message->history_count >= OUTBOX_HISTORY_MAX) {
+		message->history_dropped++;
+		return;
+	}
+	entry = &message->history[message->history_count++];
+	memset(entry, 0, sizeof(*entry));
+	entry->time_us = now_us;
+	entry->state = (uint8_t)state;
+	entry->part = (uint8_t)part;
+	entry->reason = (uint8_t)reason;
+	entry->status = status;
+}
+
+/* The message's state follows from how many parts are in each state. */
+static enum outbox_state
+outbox_message_state(const struct outbox_message_record *message)
+{
+	unsigned int finals = 0, i;
+
+	for (i = 0; i < OUTBOX_STATE_COUNT; i++)
+		if (state_is_final[i])
+			finals += message->part_states[i];
+	if (finals == message->part_count) {
+		for (i = 0; i < sizeof(final_precedence) /
+		    sizeof(final_precedence[0]); i++)
+			if (message->part_states[final_precedence[i]] > 0)
+				return final_precedence[i];
+		return OUTBOX_FAILED;
+	}
+	if (message->part_states[OUTBOX_SUBMITTING] > 0)
+		return OUTBOX_SUBMITTING;
+	if (message->part_states[OUTBOX_QUEUED] == message->part_count)
+		return OUTBOX_QUEUED;
+	if (message->part_states[OUTBOX_QUEUED] > 0)
+		return OUTBOX_SUBMITTING;
+	return OUTBOX_SUBMITTED;
+}
+
+/*
+ * Moves one part to state, counting it in the message and recording the
+ * step; the message's own state follows and gets a history line when it
+ * changes. Both records are written by the caller's turn.
+ */
+static void
+outbox_part_transition(uint64_t id, struct outbox_message_record *message,
+    struct outbox_part_record *part_record, unsigned int part,
+    enum outbox_state state, enum outbox_reason reason, uint32_t status,
+    uint64_t now_us)
+{
+	enum outbox_state before = (enum outbox_state)message->state, after;
+
+	if (part_record->state < OUTBOX_STATE_COUNT &&
+	    message->part_states[part_record->state] > 0)
+		message->part_states[part_record->state]--;
+	part_record->state = (uint8_t)state;
+	message->part_states[state]++;
+	if (message->part_count > 1 || reason != OUTBOX_REASON_SENDING)
+		outbox_history_add(message, now_us, state, part, reason, status);
+	after = outbox_message_state(message);
+	message->state = (uint8_t)after;
+	message->updated_us = now_us;
+	if (after != before && message->part_count > 1)
+		outbox_history_add(message, now_us, after, 0, reason, status);
+	if (after != before && state_is_final[after]) {
+		metrics_add(metric_final[after], 1);
+		log_info(id, "outbox", "final", "state=%s reason=%s status=%u",
+		    outbox_strstate(after), outbox_strreason(reason), status);
+	}
+}
+
+/* ---- accepting --------------------------------------------------------- */
+
+/* "+" and 7 to 15 digits (E.164); writes the "+digits" form. */
+static int
+outbox_normalize_number(const char *text, char *out, size_t out_size)
+{
+	const char *p = text[0] == '+' ? text + 1 : text;
+	size_t digits = strlen(p), i;
+
+	if (digits < 7 || digits > 15 || p[0] == '0' || digits + 2 > out_size)
+		return -1;
+	for (i = 0; i < digits; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return -1;
+	snprintf(out, out_size, "+%s", p);
+	return 0;
+}
+
+/* A sender: up to 15 digits (optional +), or 1 to 11 GSM-safe characters. */
+static int
+outbox_valid_sender(const char *from)
+{
+	size_t length = strlen(from), i, digits = 0;
+
+	for (i = 0; i < length; i++)
+		if (isdigit((unsigned char)from[i]))
+			digits++;
+	if (length > 0 && (digits == length || (from[0] == '+' &&
+	    digits == length - 1)))
+		return digits >= 1 && digits <= 15;
+	if (length < 1 || length > 11)
+		return 0;
+	for (i = 0; i < length; i++)
+		if (!isalnum((unsigned char)from[i]) &&
+		    strchr(" .-_&", from[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+static enum smpp_concat
+outbox_concat_for(const struct config_link *link)
+{
+	static const enum smpp_concat concat[] = {
+		[CONFIG_LINK_SPLIT_UDH] = SMPP_CONCAT_UDH_8BIT,
+		[CONFIG_LINK_SPLIT_UDH16] = SMPP_CONCAT_UDH_16BIT,
+		[CONFIG_LINK_SPLIT_SAR] = SMPP_CONCAT_SAR,
+		[CONFIG_LINK_SPLIT_PAYLOAD] = SMPP_CONCAT_PAYLOAD,
+	};
+
+	return concat[link->split];
+}
+
+/* Encodes the SAR TLVs of a part into out; returns the octets written. */
+static size_t
+outbox_sar_tlvs(const struct smpp_split_part *part, uint8_t *out,
+    size_t capacity)
+{
+	struct smpp_tlv tlvs[3];
+	size_t used = 0, i;
+	int written;
+
+	tlvs[0] = smpp_tlv_integer(SMPP_TLV_SAR_MSG_REF_NUM,
+	    part->sar_msg_ref_num);
+	tlvs[1] = smpp_tlv_integer(SMPP_TLV_SAR_TOTAL_SEGMENTS,
+	    part->sar_total_segments);
+	tlvs[2] = smpp_tlv_integer(SMPP_TLV_SAR_SEGMENT_SEQNUM,
+	    part->sar_segment_seqnum);
+	for (i = 0; i < 3; i++) {
+		written = smpp_tlv_encode(&tlvs[i], out + used, capacity - used);
+		if (written < 0)
+			return 0;
+		used += (size_t)written;
+	}
+	return used;
+}
+
+/* Writes one part record with its octets; the part starts QUEUED. */
+static enum store_result
+outbox_store_part(uint64_t id, unsigned int number, const uint8_t *octets,
+    size_t octets_length, const uint8_t *tlvs, size_t tlv_length,
+    uint8_t esm_class, uint8_t data_coding)
+{
+	uint8_t key[OUTBOX_PART_KEY_LENGTH], *buffer;
+	struct outbox_part_record record;
+	enum store_result result;
+
+	memset(&record, 0, sizeof(record));
+	record.version = OUTBOX_RECORD_VERSION;
+	record.state = OUTBOX_QUEUED;
+	record.esm_class = esm_class;
+	record.data_coding = data_coding;
+	record.short_message_length = (uint16_t)octets_length;
+	record.tlv_length = (uint16_t)tlv_length;
+	buffer = malloc(sizeof(record) + octets_length + tlv_length);
+	if (buffer == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memcpy(buffer, &record, sizeof(record));
+	memcpy(buffer + sizeof(record), octets, octets_length);
+	if (tlv_length > 0)
+		memcpy(buffer + sizeof(record) + octets_length, tlvs,
+		    tlv_length);
+	outbox_key(id, number, key);
+	result = store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key),
+	    buffer, sizeof(record) + octets_length + tlv_length,
+	    STORE_PUT_APPEND);
+	free(buffer);
+	return result;
+}
+
+int
+outbox_submit(const struct outbox_request *request,
+    struct outbox_accepted *accepted, const char **field, char *reason,
+    size_t reason_size)
+{
+	struct smpp_split_part parts[SMPP_SPLIT_MAX_PARTS];
+	struct smpp_split_options options;
+	struct smpp_split split;
+	struct outbox_message_record message;
+	struct outbox_route *route;
+	struct outbox_pending *pending;
+	uint8_t key[OUTBOX_KEY_LENGTH], tlvs[32], *octets = NULL;
+	uint8_t *record = NULL;
+	uint64_t id, now_us = clock_now_us();
+	size_t i, tlv_length, callback_length;
+	char to[OUTBOX_ADDRESS_SIZE];
+	int rc;
+
+	*field = "";
+	if (request->to == NULL ||
+	    outbox_normalize_number(request->to, to, sizeof(to)) == -1) {
+		*field = "to";
+		snprintf(reason, reason_size, "not an international number "
+		    "(E.164: '+' and 7 to 15 digits)");
+		return -1;
+	}
+	if (request->from != NULL && request->from[0] != '\0' &&
+	    !outbox_valid_sender(request->from)) {
+		*field = "from";
+		snprintf(reason, reason_size, "a sender is up to 15 digits or "
+		    "1 to 11 letters, digits, spaces or . - _ &");
+		return -1;
+	}
+	if (request->text == NULL || request->text_length == 0) {
+		*field = "text";
+		snprintf(reason, reason_size, "must not be empty");
+		return -1;
+	}
+	if (request->text_length > OUTBOX_TEXT_MAX) {
+		*field = "text";
+		snprintf(reason, reason_size, "longer than %d bytes",
+		    OUTBOX_TEXT_MAX);
+		return -1;
+	}
+	callback_length = request->callback_url != NULL ?
+	    strlen(request->callback_url) : 0;
+	if (callback_length > 1024) {
+		*field = "callback_url";
+		snprintf(reason, reason_size, "longer than 1024 characters");
+		return -1;
+	}
+	if ((route = outbox_route_for(to)) == NULL) {
+		*field = "to";
+		snprintf(reason, reason_size, "no link serves this number");
+		return -1;
+	}
+
+	memset(&options, 0, sizeof(options));
+	options.concat = outbox_concat_for(link_config(route->links[0]));
+	options.flags = SMPP_SPLIT_CHOOSE_CODING;
+	memset(&split, 0, sizeof(split));
+	split.parts = parts;
+	split.max_parts = (size_t)outbox_config->outbox_max_parts;
+	split.capacity = OUTBOX_PART_BYTES_MAX;
+	if ((octets = malloc(split.capacity)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	split.buffer = octets;
+	/* The reference only has to differ between a sender's messages. */
+	id = store_sequence_next(gateway->store, STORE_SEQUENCE_MESSAGE);
+	if (id == 0) {
+		snprintf(reason, reason_size, "the store refused the message");
+		goto fail;
+	}
+	options.reference = (uint16_t)id;
+	rc = smpp_split_text(request->text, request->text_length, &options,
+	    &split);
+	if (rc != SMPP_SPLIT_OK) {
+		*field = "text";
+		if (rc == SMPP_SPLIT_ERR_TOO_MANY_PARTS)
+			snprintf(reason, reason_size, "needs more than %lld "
+			    "SMS parts (outbox.max_parts)",
+			    (long long)outbox_config->outbox_max_parts);
+		else if (rc == SMPP_SPLIT_ERR_UTF8)
+			snprintf(reason, reason_size, "is not valid UTF-8");
+		else
+			snprintf(reason, reason_size, "cannot be encoded "
+			    "(error %d)", rc);
+		goto fail;
+	}
+
+	memset(&message, 0, sizeof(message));
+	message.version = OUTBOX_RECORD_VERSION;
+	message.state = OUTBOX_QUEUED;
+	message.message_class = (uint8_t)request->message_class;
+	message.data_coding = (uint8_t)split.coding;
+	message.part_count = (uint8_t)split.count;
+	message.part_states[OUTBOX_QUEUED] = (uint8_t)split.count;
+	message.created_us = message.updated_us = now_us;
+	message.expires_us = now_us + (request->validity_us != 0 ?
+	    request->validity_us : outbox_config->outbox_validity_us);
+	snprintf(message.to, sizeof(message.to), "%s", to);
+	if (request->from != NULL)
+		snprintf(message.from, sizeof(message.from), "%s",
+		    request->from);
+	snprintf(message.origin, sizeof(message.origin), "%s",
+	    request->origin != NULL ? request->origin : "");
+	message.text_length = (uint16_t)request->text_length;
+	message.callback_length = (uint16_t)callback_length;
+	outbox_history_add(&message, now_us, OUTBOX_QUEUED, 0,
+	    OUTBOX_REASON_ACCEPTED, 0);
+
+	record = malloc(sizeof(message) + request->text_length +
+	    callback_length);
+	if (record == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memcpy(record, &message, sizeof(message));
+	memcpy(record + sizeof(message), request->text, request->text_length);
+	if (callback_length > 0)
+		memcpy(record + sizeof(message) + request->text_length,
+		    request->callback_url, callback_length);
+	outbox_put_id(key, id);
+	if (store_put(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
+	    record, sizeof(message) + request->text_length + callback_length,
+	    STORE_PUT_APPEND) != STORE_OK)
+		goto store_failed;
+	for (i = 0; i < split.count; i++) {
+		tlv_length = 0;
+		if (options.concat == SMPP_CONCAT_SAR && split.count > 1)
+			tlv_length = outbox_sar_tlvs(&parts[i], tlvs,
+			    sizeof(tlvs));
+		if (outbox_store_part(id, (unsigned int)i + 1,
+		    parts[i].short_message, parts[i].length, tlvs, tlv_length,
+		    parts[i].esm_class, (uint8_t)split.coding) != STORE_OK)
+			goto store_failed;
+	}
+	if (store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
+	    STORE_PUT_APPEND) != STORE_OK)
+		goto store_failed;
+	if (timer_schedule(message.expires_us, TIMER_KIND_OUTBOX_EXPIRY, key,
+	    sizeof(key), NULL) != STORE_OK)
+		goto store_failed;
+
+	pending = outbox_pending_add(id);
+	pending->expires_us = message.expires_us;
+	pending->route = route;
+	pending->part_count = (unsigned int)split.count;
+	for (i = 1; i <= split.count; i++)
+		outbox_waiting_set(pending, (unsigned int)i, 1);
+	outbox_enqueue(pending, 0);
+	metrics_add(metric_accepted, 1);
+	accepted->id = id;
+	accepted->parts = (unsigned int)split.count;
+	accepted->data_coding = (uint8_t)split.coding;
+	free(octets);
+	free(record);
+	/* Parts leave only after this turn's commit: see outbox_schedule(). */
+	outbox_schedule();
+	return 0;
+store_failed:
+	snprintf(reason, reason_size, "the store refused the message");
+fail:
+	free(octets);
+	free(record);
+	return -1;
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+/* A relative SMPP validity period ("YYMMDDhhmmss000R") for the time left. */
+static void
+outbox_validity_period(uint64_t expires_us, uint64_t now_us, char *out,
+    size_t size)
+{
+	uint64_t left = expires_us > now_us ? (expires_us - now_us) / 1000000 :
+	    60;
+	unsigned int days, hours, minutes, seconds;
+
+	if (left < 60)
+		left = 60;
+	days = (unsigned int)(left / 86400);
+	if (days > 99)
+		days = 99;
+	hours = (unsigned int)(left % 86400 / 3600);
+	minutes = (unsigned int)(left % 3600 / 60);
+	seconds = (unsigned int)(left % 60);
+	snprintf(out, size, "0000%02u%02u%02u%02u000R", days, hours, minutes,
+	    seconds);
+}
+
+/* A part committed SUBMITTING never left (its link went): QUEUED again. */
+static void
+outbox_unsend(struct outbox_pending *pending, const struct outbox_send *send)
+{
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	uint8_t key[OUTBOX_PART_KEY_LENGTH];
+
+	log_info(send->id, "outbox", "not-sent", "link=%s part=%u",
+	    link_name(send->link), send->part);
+	pending->inflight--;
+	outbox_waiting_set(pending, send->part, 1);
+	outbox_enqueue(pending, 1);
+	if (outbox_read_message(send->id, &message, NULL, 0) != STORE_OK ||
+	    outbox_read_part(send->id, send->part, &part) != STORE_OK)
+		return;
+	outbox_part_transition(send->id, &message, &part, send->part,
+	    OUTBOX_QUEUED, OUTBOX_REASON_NOT_SENT, 0, clock_now_us());
+	outbox_write_part(send->id, send->part, &part);
+	outbox_write_message(send->id, &message);
+	outbox_key(send->id, send->part, key);
+	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
+}
+
+/* Sends a committed batch: every part in it is durably SUBMITTING now. */
+static void
+outbox_send_batch(void *arg, enum store_result result)
+{
+	struct outbox_batch *batch = arg;
+	struct outbox_send *send;
+	struct outbox_pending *pending;
+	struct link_submit submit;
+	struct smpp_tlv tlvs[8];
+	size_t i, tlv_count, offset;
+	uint64_t cookie;
+
+	if (current_batch == batch)
+		current_batch = NULL;
+	for (i = 0; i < batch->count; i++) {
+		send = batch->sends[i];
+		reserved[outbox_link_index(send->link)]--;
+		pending = outbox_pending_find(send->id);
+		if (result != STORE_OK || pending == NULL) {
+			/* Not durable, so not sent: the part still waits. */
+			if (pending != NULL) {
+				pending->inflight--;
+				outbox_waiting_set(pending, send->part, 1);
+				outbox_enqueue(pending, 1);
+			}
+			free(send);
+			continue;
+		}
+		memset(&submit, 0, sizeof(submit));
+		submit.source_addr = send->from[0] != '\0' ? send->from : NULL;
+		submit.destination_addr = send->to[0] == '+' ? send->to + 1 :
+		    send->to;
+		submit.dest_addr_ton = (uint8_t)link_config(send->link)->dest_ton;
+		submit.dest_addr_npi = (uint8_t)link_config(send->link)->dest_npi;
+		submit.esm_class = send->esm_class;
+		submit.data_coding = send->data_coding;
+		submit.registered_delivery = 1;
+		submit.validity_period = send->validity;
+		submit.short_message = send->bytes;
+		submit.short_message_length = send->short_message_length;
+		tlv_count = 0;
+		offset = 0;
+		while (tlv_count < sizeof(tlvs) / sizeof(tlvs[0]) &&
+		    smpp_tlv_next(send->bytes + send->short_message_length,
+		    send->tlv_length, &offset, &tlvs[tlv_count]) == 1)
+			tlv_count++;
+		submit.tlvs = tlvs;
+		submit.tlv_count = tlv_count;
+		cookie = send->id << 8 | send->part;
+		if (link_submit(send->link, &submit, cookie) == -1)
+			outbox_unsend(pending, send);
+		free(send);
+	}
+	free(batch->sends);
+	free(batch);
+	outbox_schedule();
+}
+
+/* Adds a part to the batch that goes out after this turn's commit. */
+static void
+outbox_batch_add(struct outbox_send *send)
+{
+	struct outbox_batch *batch = current_batch;
+
+	if (batch == NULL) {
+		if ((batch = calloc(1, sizeof(*batch))) == NULL)
+			fatal("outbox", "out-of-memory", NULL);
+		current_batch = batch;
+		/* Why: a submit_sm may leave only once SUBMITTING is on disk. */
+		store_after_commit(gateway->store, outbox_send_batch, batch);
+	}
+	if (batch->count == batch->capacity) {
+		batch->capacity = batch->capacity ? batch->capacity * 2 : 64;
+		batch->sends = reallocarray(batch->sends, batch->capacity,
+		    sizeof(*batch->sends));
+		if (batch->sends == NULL)
+			fatal("outbox", "out-of-memory", NULL);
+	}
+	batch->sends[batch->count++] = send;
+}
+
+/* Marks one part SUBMITTING and queues its submit_sm for after the commit. */
+static int
+outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
+    struct link *link, uint64_t now_us)
+{
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	struct outbox_send *send;
+	uint8_t key[OUTBOX_PART_KEY_LENGTH];
+	const void *value;
+	size_t length, octets;
+
+	if (outbox_read_message(pending->id, &message, NULL, 0) != STORE_OK)
+		return -1;
+	outbox_key(pending->id, number, key);
+	if (store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key), &value,
+	    &length) != STORE_OK || length < sizeof(part))
+		return -1;
+	memcpy(&part, value, sizeof(part));
+	octets = (size_t)part.short_message_length + part.tlv_length;
+	if (octets > length - sizeof(part))
+		return -1;
+	if ((send = malloc(sizeof(*send) + octets)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memset(send, 0, sizeof(*send));
+	memcpy(send->bytes, (const uint8_t *)value + sizeof(part), octets);
+	send->link = link;
+	send->id = pending->id;
+	send->part = number;
+	send->esm_class = part.esm_class;
+	send->data_coding = part.data_coding;
+	send->short_message_length = part.short_message_length;
+	send->tlv_length = part.tlv_length;
+	snprintf(send->to, sizeof(send->to), "%s", message.to);
+	snprintf(send->from, sizeof(send->from), "%s", message.from);
+	outbox_validity_period(message.expires_us, now_us, send->validity,
+	    sizeof(send->validity));
+
+	snprintf(part.link, sizeof(part.link), "%s", link_name(link));
+	part.submitted_us = now_us;
+	snprintf(message.link, sizeof(message.link), "%s", link_name(link));
+	outbox_part_transition(pending->id, &message, &part, number,
+	    OUTBOX_SUBMITTING, OUTBOX_REASON_SENDING, 0, now_us);
+	if (outbox_write_part(pending->id, number, &part) != STORE_OK ||
+	    outbox_write_message(pending->id, &message) != STORE_OK ||
+	    store_put(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key), "",
+	    0, 0) != STORE_OK) {
+		free(send);
+		return -1;
+	}
+	reserved[outbox_link_index(link)]++;
+	pending->inflight++;
+	outbox_waiting_set(pending, number, 0);
+	outbox_batch_add(send);
+	return 0;
+}
+
+/* Room on a link now, less what this turn already promised it. */
+static size_t
+outbox_link_room(struct link *link)
+{
+	size_t capacity = link_capacity(link);
+	size_t promised = reserved[outbox_link_index(link)];
+
+	return capacity > promised ? capacity - promised : 0;
+}
+
+/* The link a message's next part goes to: its sticky one, or failover. */
+static struct link *
+outbox_pick_link(struct outbox_pending *pending)
+{
+	size_t i;
+
+	if (pending->link != NULL)
+		return outbox_link_room(pending->link) > 0 ? pending->link :
+		    NULL;
+	for (i = 0; i < pending->route->link_count; i++)
+		if (outbox_link_room(pending->route->links[i]) > 0)
+			return pending->route->links[i];
+	return NULL;
+}
+
+static void outbox_expire_message(uint64_t id, uint64_t now_us);
+static void outbox_write_link_status(evutil_socket_t, short, void *);
+
+/*
+ * Hands waiting parts to links with room: round-robin over routes, one
+ * message per route per round, so one busy destination cannot starve the
+ * others; within a route, first come first served.
+ */
+static void
+outbox_schedule(void)
+{
+	struct outbox_pending *pending;
+	struct outbox_route *route;
+	struct link *link;
+	uint64_t now_us = clock_now_us();
+	unsigned int part;
+	size_t i, room;
+	int progress;
+
+	if (scheduling || stopping || route_count == 0)
+		return;
+	scheduling = 1;
+	do {
+		progress = 0;
+		for (i = 0; i < route_count; i++) {
+			route = routes[(route_cursor + i) % route_count];
+			if ((pending = TAILQ_FIRST(&route->queue)) == NULL)
+				continue;
+			if (pending->expires_us <= now_us) {
+				outbox_expire_message(pending->id, now_us);
+				progress = 1;
+				continue;
+			}
+			if ((link = outbox_pick_link(pending)) == NULL)
+				continue;
+			pending->link = link;
+			room = outbox_link_room(link);
+			for (part = 1; part <= pending->part_count && room > 0;
+			    part++) {
+				if (!outbox_waiting_test(pending, part))
+					continue;
+				if (outbox_prepare_send(pending, part, link,
+				    now_us) == -1) {
+					log_warnx(pending->id, "outbox",
+					    "prepare-failed", "part=%u", part);
+					room = 0;
+					break;
+				}
+				room--;
+				progress = 1;
+			}
+			if (pending->waiting_count == 0) {
+				uint8_t key[OUTBOX_KEY_LENGTH];
+
+				outbox_dequeue(pending);
+				outbox_put_id(key, pending->id);
+				store_delete(gateway->store, STORE_DB_QUEUE,
+				    key, sizeof(key));
+			}
+		}
+		route_cursor++;
+	} while (progress);
+	scheduling = 0;
+	metrics_set(metric_queue_depth, (double)queue_depth);
+}
+
+/* Forgets a message in memory once nothing of it waits or flies. */
+static void
+outbox_pending_settle(struct outbox_pending *pending)
+{
+	uint8_t key[OUTBOX_KEY_LENGTH];
+
+	if (pending->waiting_count == 0 && pending->queued) {
+		outbox_dequeue(pending);
+		outbox_put_id(key, pending->id);
+		store_delete(gateway->store, STORE_DB_QUEUE, key, sizeof(key));
+	}
+	if (pending->waiting_count == 0 && pending->inflight == 0)
+		outbox_pending_remove(pending);
+}
+
+/* Every part of a message still waiting ends in state for reason. */
+static void
+outbox_end_waiting_parts(struct outbox_pending *pending,
+    struct outbox_message_record *message, enum outbox_state state,
+    enum outbox_reason reason, uint64_t now_us)
+{
+	struct outbox_part_record part;
+	unsigned int number;
+
+	for (number = 1; number <= pending->part_count; number++) {
+		if (!outbox_waiting_test(pending, number))
+			continue;
+		if (outbox_read_part(pending->id, number, &part) != STORE_OK)
+			continue;
+		outbox_part_transition(pending->id, message, &part, number,
+		    state, reason, 0, now_us);
+		outbox_write_part(pending->id, number, &part);
+		outbox_waiting_set(pending, number, 0);
+	}
+}
+
+/* Validity ran out: parts never sent EXPIRE; parts in flight go on. */
+static void
+outbox_expire_message(uint64_t id, uint64_t now_us)
+{
+	struct outbox_pending *pending = outbox_pending_find(id);
+	struct outbox_message_record message;
+
+	if (pending == NULL || pending->waiting_count == 0)
+		return;
+	if (outbox_read_message(id, &message, NULL, 0) != STORE_OK)
+		return;
+	outbox_end_waiting_parts(pending, &message, OUTBOX_EXPIRED,
+	    OUTBOX_REASON_VALIDITY_EXPIRED, now_us);
+	outbox_write_message(id, &message);
+	outbox_pending_settle(pending);
+}
+
+static void
+outbox_expiry_timer(void *arg, uint64_t timer_id, const void *payload,
+    size_t payload_length)
+{
+	if (payload_length != OUTBOX_KEY_LENGTH)
+		return;
+	outbox_expire_message(outbox_get_id(payload), clock_now_us());
+}
+
+/* ---- what links report ------------------------------------------------- */
+
+static void
+outbox_on_available(void *arg, struct link *link)
+{
+	outbox_schedule();
+}
+
+/* Loads what a response or a loss is about; -1 if it is not ours. */
+static int
+outbox_load_cookie(uint64_t cookie, struct outbox_pending **pending,
+    struct outbox_message_record *message, struct outbox_part_record *part)
+{
+	uint64_t id = cookie >> 8;
+	unsigned int number = (unsigned int)(cookie & 0xff);
+
+	*pending = outbox_pending_find(id);
+	if (outbox_read_message(id, message, NULL, 0) != STORE_OK ||
+	    outbox_read_part(id, number, part) != STORE_OK) {
+		log_warnx(id, "outbox", "response-for-unknown", "part=%u",
+		    number);
+		return -1;
+	}
+	if (part->state != OUTBOX_SUBMITTING) {
+		log_warnx(id, "outbox", "response-out-of-state",
+		    "part=%u state=%s", number,
+		    outbox_strstate((enum outbox_state)part->state));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+outbox_on_response(void *arg, struct link *link, uint64_t cookie,
+    uint32_t status, const char *message_id)
+{
+	struct outbox_pending *pending;
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	uint64_t id = cookie >> 8, now_us = clock_now_us();
+	unsigned int number = (unsigned int)(cookie & 0xff);
+	uint8_t key[OUTBOX_PART_KEY_LENGTH], message_key[OUTBOX_KEY_LENGTH];
+
+	if (outbox_load_cookie(cookie, &pending, &message, &part) == -1)
+		return;
+	outbox_key(id, number, key);
+	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
+	if (pending != NULL && pending->inflight > 0)
+		pending->inflight--;
+	part.responded_us = now_us;
+	part.submit_status = status;
+	if (status == SMPP_ESME_ROK) {
+		snprintf(part.smsc_id, sizeof(part.smsc_id), "%s",
+		    message_id != NULL ? message_id : "");
+		outbox_part_transition(id, &message, &part, number,
+		    OUTBOX_SUBMITTED, OUTBOX_REASON_ACKNOWLEDGED, 0, now_us);
+	} else if (smpp_status_is_temporary(status) && pending != NULL &&
+	    message.expires_us > now_us) {
+		metrics_add(metric_requeued, 1);
+		outbox_part_transition(id, &message, &part, number,
+		    OUTBOX_QUEUED, OUTBOX_REASON_THROTTLED, status, now_us);
+		outbox_waiting_set(pending, number, 1);
+		outbox_put_id(message_key, id);
+		store_put(gateway->store, STORE_DB_QUEUE, message_key,
+		    sizeof(message_key), "", 0, 0);
+		outbox_enqueue(pending, 1);
+	} else {
+		outbox_part_transition(id, &message, &part, number,
+		    OUTBOX_REJECTED, OUTBOX_REASON_SMSC_REJECTED, status,
+		    now_us);
+		log_info(id, "outbox", "rejected", "link=%s part=%u status=%s",
+		    link_name(link), number, smpp_status_name(status));
+		/* Half a message is worse than none: stop the other parts. */
+		if (pending != NULL)
+			outbox_end_waiting_parts(pending, &message,
+			    OUTBOX_REJECTED, OUTBOX_REASON_SIBLING_REJECTED,
+			    now_us);
+	}
+	outbox_write_part(id, number, &part);
+	outbox_write_message(id, &message);
+	if (status == SMPP_ESME_ROK && part.smsc_id[0] != '\0')
+		receipt_index_part(link_name(link), part.smsc_id, id, number);
+	if (pending != NULL)
+		outbox_pending_settle(pending);
+}
+
+static void
+outbox_on_lost(void *arg, struct link *link, uint64_t cookie,
+    const char *why)
+{
+	struct outbox_pending *pending;
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	uint64_t id = cookie >> 8, now_us = clock_now_us();
+	unsigned int number = (unsigned int)(cookie & 0xff);
+	uint8_t key[OUTBOX_PART_KEY_LENGTH];
+	enum outbox_reason reason = strcmp(why, "response-timeout") == 0 ?
+	    OUTBOX_REASON_RESPONSE_TIMEOUT : OUTBOX_REASON_CONNECTION_LOST;
+
+	if (outbox_load_cookie(cookie, &pending, &message, &part) == -1)
+		return;
+	outbox_key(id, number, key);
+	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
+	if (pending != NULL && pending->inflight > 0)
+		pending->inflight--;
+	/* Sent and unanswered: it may have reached the phone. Never resend. */
+	outbox_part_transition(id, &message, &part, number, OUTBOX_UNKNOWN,
+	    reason, 0, now_us);
+	log_info(id, "outbox", "unknown", "link=%s part=%u reason=%s",
+	    link_name(link), number, why);
+	outbox_write_part(id, number, &part);
+	outbox_write_message(id, &message);
+	if (pending != NULL)
+		outbox_pending_settle(pending);
+}
+
+static uint32_t
+outbox_on_deliver(void *arg, struct link *link, const struct smpp_pdu *pdu)
+{
+	if (receipt_is_receipt(pdu))
+		return receipt_handle(link, pdu);
+	return mo_handle(link, pdu);
+}
+
+/* A receipt was matched to a part (receipt.c found it). */
+void
+outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
+    uint32_t error_code, uint64_t now_us)
+{
+	static const enum outbox_state by_receipt[] = {
+		[SMPP_MESSAGE_STATE_DELIVERED] = OUTBOX_DELIVERED,
+		[SMPP_MESSAGE_STATE_EXPIRED] = OUTBOX_EXPIRED,
+		[SMPP_MESSAGE_STATE_DELETED] = OUTBOX_FAILED,
+		[SMPP_MESSAGE_STATE_UNDELIVERABLE] = OUTBOX_UNDELIVERABLE,
+		[SMPP_MESSAGE_STATE_UNKNOWN] = OUTBOX_UNKNOWN,
+		[SMPP_MESSAGE_STATE_REJECTED] = OUTBOX_REJECTED,
+	};
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	enum outbox_state state = OUTBOX_STATE_NONE;
+
+	if (outbox_read_message(id, &message, NULL, 0) != STORE_OK ||
+	    outbox_read_part(id, number, &part) != STORE_OK)
+		return;
+	if (message_state > 0 && (size_t)message_state <
+	    sizeof(by_receipt) / sizeof(by_receipt[0]))
+		state = by_receipt[message_state];
+	part.receipt_state = (uint8_t)message_state;
+	part.receipt_error = error_code;
+	part.receipt_us = now_us;
+	/* ENROUTE and ACCEPTED are news, not an end: the part stays put. */
+	if (state != OUTBOX_STATE_NONE && !state_is_final[part.state])
+		outbox_part_transition(id, &message, &part, number, state,
+		    OUTBOX_REASON_RECEIPT, error_code, now_us);
+	else
+		outbox_history_add(&message, now_us,
+		    (enum outbox_state)part.state, number,
+		    OUTBOX_REASON_RECEIPT, error_code);
+	outbox_write_part(id, number, &part);
+	outbox_write_message(id, &message);
+}
+
+/* ---- start-up and stop ------------------------------------------------- */
+
+/*
+ * After a crash: parts left SUBMITTING were maybe sent and become UNKNOWN
+ * (never resent); messages in the queue index wait again in memory.
+ */
+static void
+outbox_recover(void)
+{
+	struct store_cursor *cursor;
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	struct outbox_pending *pending;
+	const void *key, *value;
+	size_t key_length, value_length, keys_count = 0, keys_capacity = 0, i;
+	uint8_t (*keys)[OUTBOX_PART_KEY_LENGTH] = NULL, part_key[9];
+	uint64_t id, now_us = clock_now_us(), unknown = 0, requeued = 0;
+	unsigned int number;
+	enum store_result result;
+
+	/* Collect first: the writes below would move a live cursor. */
+	if (store_cursor_open(gateway->store, STORE_DB_INFLIGHT, &cursor) ==
+	    STORE_OK) {
+		for (result = store_cursor_seek(cursor, NULL, 0, &key,
+		    &key_length, &value, &value_length); result == STORE_OK;
+		    result = store_cursor_next(cursor, &key, &key_length,
+		    &value, &value_length)) {
+			if (key_length != OUTBOX_PART_KEY_LENGTH)
+				continue;
+			if (keys_count == keys_capacity) {
+				keys_capacity = keys_capacity ?
+				    keys_capacity * 2 : 256;
+				keys = reallocarray(keys, keys_capacity,
+				    sizeof(*keys));
+				if (keys == NULL)
+					fatal("outbox", "out-of-memory", NULL);
+			}
+			memcpy(keys[keys_count++], key, OUTBOX_PART_KEY_LENGTH);
+		}
+		store_cursor_close(cursor);
+	}
+	for (i = 0; i < keys_count; i++) {
+		id = outbox_get_id(keys[i]);
+		number = keys[i][8];
+		store_delete(gateway->store, STORE_DB_INFLIGHT, keys[i],
+		    OUTBOX_PART_KEY_LENGTH);
+		if (outbox_read_message(id, &message, NULL, 0) != STORE_OK ||
+		    outbox_read_part(id, number, &part) != STORE_OK ||
+		    part.state != OUTBOX_SUBMITTING)
+			continue;
+		outbox_part_transition(id, &message, &part, number,
+		    OUTBOX_UNKNOWN, OUTBOX_REASON_CRASH_RECOVERY, 0, now_us);
+		outbox_write_part(id, number, &part);
+		outbox_write_message(id, &message);
+		unknown++;
+	}
+
+	keys_count = 0;
+	if (store_cursor_open(gateway->store, STORE_DB_QUEUE, &cursor) ==
+	    STORE_OK) {
+		for (result = store_cursor_seek(cursor, NULL, 0, &key,
+		    &key_length, &value, &value_length); result == STORE_OK;
+		    result = store_cursor_next(cursor, &key, &key_length,
+		    &value, &value_length)) {
+			if (key_length != OUTBOX_KEY_LENGTH)
+				continue;
+			if (keys_count == keys_capacity) {
+				keys_capacity = keys_capacity ?
+				    keys_capacity * 2 : 256;
+				keys = reallocarray(keys, keys_capacity,
+				    sizeof(*keys));
+				if (keys == NULL)
+					fatal("outbox", "out-of-memory", NULL);
+			}
+			memcpy(keys[keys_count++], key, OUTBOX_KEY_LENGTH);
+		}
+		store_cursor_close(cursor);
+	}
+	for (i = 0; i < keys_count; i++) {
+		id = outbox_get_id(keys[i]);
+		if (outbox_read_message(id, &message, NULL, 0) != STORE_OK)
+			continue;
+		pending = outbox_pending_add(id);
+		pending->expires_us = message.expires_us;
+		pending->part_count = message.part_count;
+		pending->route = outbox_route_for(message.to);
+		for (number = 1; number <= message.part_count; number++) {
+			outbox_key(id, number, part_key);
+			if (outbox_read_part(id, number, &part) == STORE_OK &&
+			    part.state == OUTBOX_QUEUED)
+				outbox_waiting_set(pending, number, 1);
+		}
+		if (pending->route == NULL) {
+			/* Its links are gone from the config: it cannot go. */
+			outbox_end_waiting_parts(pending, &message,
+			    OUTBOX_FAILED, OUTBOX_REASON_NOT_SENT, now_us);
+			outbox_write_message(id, &message);
+			pending->route = NULL;
+			store_delete(gateway->store, STORE_DB_QUEUE, keys[i],
+			    OUTBOX_KEY_LENGTH);
+			outbox_pending_remove(pending);
+			continue;
+		}
+		if (message.link[0] != '\0' && message.part_states[
+		    OUTBOX_SUBMITTED] + message.part_states[OUTBOX_UNKNOWN] > 0)
+			pending->link = link_find(message.link);
+		if (pending->waiting_count == 0) {
+			store_delete(gateway->store, STORE_DB_QUEUE, keys[i],
+			    OUTBOX_KEY_LENGTH);
+			outbox_pending_remove(pending);
+			continue;
+		}
+		outbox_enqueue(pending, 0);
+		requeued++;
+	}
+	free(keys);
+	log_info(0, "outbox", "recovered", "unknown=%llu queued=%llu",
+	    (unsigned long long)unknown, (unsigned long long)requeued);
+	metrics_add(metrics_counter("nudge_outbox_recovered_unknown_total",
+	    NULL, "Parts found SUBMITTING at start-up, now UNKNOWN."),
+	    (double)unknown);
+}
+
+void
+outbox_init(struct event_base *base, const struct config *config)
+{
+	static const struct link_events events = {
+		.available = outbox_on_available,
+		.response = outbox_on_response,
+		.lost = outbox_on_lost,
+		.deliver = outbox_on_deliver,
+	};
+	char labels[64];
+	size_t i;
+
+	outbox_config = config;
+	if (config->link_count > OUTBOX_MAX_LINKS)
+		fatalx("outbox", "too-many-links", "count=%zu max=%d",
+		    config->link_count, OUTBOX_MAX_LINKS);
+	metric_accepted = metrics_counter("nudge_outbox_accepted_total", NULL,
+	    "Messages accepted into the outbox.");
+	metric_requeued = metrics_counter("nudge_outbox_requeued_total", NULL,
+	    "Parts put back in the queue after a temporary refusal.");
+	metric_queue_depth = metrics_gauge("nudge_outbox_queue_depth", NULL,
+	    "Messages with parts waiting to be sent.");
+	for (i = OUTBOX_DELIVERED; i < OUTBOX_STATE_COUNT; i++) {
+		snprintf(labels, sizeof(labels), "state=\"%s\"",
+		    state_names[i]);
+		metric_final[i] = metrics_counter("nudge_outbox_final_total",
+		    labels, "Messages that reached a final state.");
+	}
+	for (i = 0; i < OUTBOX_STATE_COUNT; i++)
+		if (metric_final[i] == NULL)
+			metric_final[i] = metrics_counter(
+			    "nudge_outbox_other_total", NULL,
+			    "Transitions counted nowhere else.");
+	timer_register(TIMER_KIND_OUTBOX_EXPIRY, outbox_expiry_timer, NULL);
+	receipt_init(config);
+	mo_init(config);
+	link_start_all(base, config, &events);
+	outbox_recover();
+	outbox_schedule();
+	if ((status_event = evtimer_new(base, outbox_write_link_status,
+	    NULL)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	outbox_write_link_status(-1, 0, NULL);
+}
+
+/* Every second: link states and counters into the store for nudgectl. */
+static void
+outbox_write_link_status(evutil_socket_t fd, short events, void *arg)
+{
+	struct timeval second = { 1, 0 };
+	struct outbox_link_status_record record;
+	struct link_stats stats;
+	char key[OUTBOX_LINK_NAME_SIZE + sizeof(OUTBOX_LINK_STATUS_PREFIX)];
+	size_t i;
+
+	for (i = 0; i < link_count(); i++) {
+		link_get_stats(link_get(i), &stats);
+		memset(&record, 0, sizeof(record));
+		record.version = OUTBOX_RECORD_VERSION;
+		record.state = (uint8_t)stats.state;
+		record.updated_us = clock_now_us();
+		record.binds = stats.binds;
+		record.reconnects = stats.reconnects;
+		record.submitted = stats.submitted;
+		record.acknowledged = stats.acknowledged;
+		record.throttled = stats.throttled;
+		record.rejected = stats.rejected;
+		record.timeouts = stats.timeouts;
+		record.delivered_in = stats.delivered_in;
+		record.window_used = stats.window_used;
+		record.window_size = stats.window_size;
+		record.rate_limit = stats.rate_limit;
+		record.queue_depth = queue_depth;
+		snprintf(key, sizeof(key), "%s%s", OUTBOX_LINK_STATUS_PREFIX,
+		    link_name(link_get(i)));
+		store_put(gateway->store, STORE_DB_META, key, strlen(key),
+		    &record, sizeof(record), 0);
+	}
+	if (status_event != NULL)
+		evtimer_add(status_event, &second);
+}
+
+void
+outbox_free(void)
+{
+	size_t i;
+	struct outbox_pending *pending;
+
+	if (status_event != NULL)
+		event_free(status_event);
+	status_event = NULL;
+	link_free_all();
+	for (i = 0; i < route_count; i++) {
+		while ((pending = TAILQ_FIRST(&routes[i]->queue)) != NULL)
+			outbox_pending_remove(pending);
+		free(routes[i]);
+	}
+	route_count = 0;
+	for (i = 0; i < pending_buckets; i++)
+		while (pending_table[i] != NULL)
+			outbox_pending_remove(pending_table[i]);
+	free(pending_table);
+	pending_table = NULL;
+	pending_buckets = pending_count = 0;
+	queue_depth = 0;
+}
+
+void
+outbox_shutdown_begin(void *arg)
+{
+	stopping = 1;
+	link_stop_all();
+}
+
+int
+outbox_shutdown_done(void *arg)
+{
+	return link_all_idle();
+}
