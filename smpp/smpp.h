@@ -746,6 +746,298 @@ void	smpp_reassembly_get_stats(const struct smpp_reassembly *reassembly,
 
 /* ===== Delivery receipts: smpp_receipt.c ===== */
 
+/* message_state TLV values, SMPP 3.4 section 5.3.2.35. */
+enum smpp_message_state {
+	SMPP_MESSAGE_STATE_NONE			= 0,	/* absent */
+	SMPP_MESSAGE_STATE_ENROUTE		= 1,
+	SMPP_MESSAGE_STATE_DELIVERED		= 2,
+	SMPP_MESSAGE_STATE_EXPIRED		= 3,
+	SMPP_MESSAGE_STATE_DELETED		= 4,
+	SMPP_MESSAGE_STATE_UNDELIVERABLE	= 5,
+	SMPP_MESSAGE_STATE_ACCEPTED		= 6,
+	SMPP_MESSAGE_STATE_UNKNOWN		= 7,
+	SMPP_MESSAGE_STATE_REJECTED		= 8,
+};
+
+/* Bits of struct smpp_receipt.fields: which values the receipt carries. */
+#define SMPP_RECEIPT_ID			0x0001
+#define SMPP_RECEIPT_SUBMITTED		0x0002	/* "sub:" parsed */
+#define SMPP_RECEIPT_DELIVERED		0x0004	/* "dlvrd:" parsed */
+#define SMPP_RECEIPT_SUBMIT_DATE	0x0008	/* raw submit_date present */
+#define SMPP_RECEIPT_SUBMIT_TIME	0x0010	/* submit_time is valid */
+#define SMPP_RECEIPT_DONE_DATE		0x0020	/* raw done_date present */
+#define SMPP_RECEIPT_DONE_TIME		0x0040	/* done_time is valid */
+#define SMPP_RECEIPT_STAT		0x0080	/* state (and raw stat) set */
+#define SMPP_RECEIPT_ERR		0x0100	/* raw err present */
+#define SMPP_RECEIPT_ERROR_CODE		0x0200	/* error_code is valid */
+#define SMPP_RECEIPT_TEXT		0x0400
+
+#define SMPP_RECEIPT_ID_SIZE		65	/* 64 characters and a NUL */
+#define SMPP_RECEIPT_DATE_SIZE		15	/* up to YYYYMMDDhhmmss + NUL */
+#define SMPP_RECEIPT_WORD_SIZE		16	/* raw stat and err, for logs */
+#define SMPP_RECEIPT_TEXT_LENGTH	20	/* Appendix B: first 20 octets */
+#define SMPP_RECEIPT_MAX_LENGTH		256	/* room for any formatted one */
+
+/*
+ * A delivery receipt, SMPP 3.4 Appendix B. Strings are NUL-terminated; raw
+ * words longer than their buffer are cut (they are only for logs). text
+ * points into the buffer that was parsed and is not NUL-terminated.
+ */
+struct smpp_receipt {
+	unsigned int		fields;
+	char			id[SMPP_RECEIPT_ID_SIZE];
+	uint32_t		submitted;	/* sub: messages submitted */
+	uint32_t		delivered;	/* dlvrd: messages delivered */
+	int64_t			submit_time;	/* UTC epoch seconds */
+	int64_t			done_time;	/* UTC epoch seconds */
+	char			submit_date[SMPP_RECEIPT_DATE_SIZE];
+	char			done_date[SMPP_RECEIPT_DATE_SIZE];
+	enum smpp_message_state	state;
+	char			stat[SMPP_RECEIPT_WORD_SIZE];
+	uint32_t		error_code;
+	char			err[SMPP_RECEIPT_WORD_SIZE];
+	const uint8_t		*text;
+	size_t			text_length;
+};
+
+/* How an upstream link spells the message ids of one kind of PDU. */
+enum smpp_id_base {
+	SMPP_ID_BASE_AS_GIVEN = 0,	/* opaque text */
+	SMPP_ID_BASE_HEX,
+	SMPP_ID_BASE_DECIMAL,
+};
+
+/*
+ * Parses receipt text. Returns 0 when an id of 1..64 characters was found,
+ * -1 otherwise. Parsing stops at the first NUL byte.
+ */
+int	smpp_receipt_parse(const uint8_t *text, size_t length,
+	    struct smpp_receipt *receipt);
+/*
+ * Writes the Appendix B text for the fields set in receipt (absent ones are
+ * left out, and so are times outside 2000-2099; dates are YYMMDDhhmm; text
+ * is cut to SMPP_RECEIPT_TEXT_LENGTH octets). Returns the length written
+ * (a NUL follows), or -1 without an id or if out is short.
+ */
+int	smpp_receipt_format(const struct smpp_receipt *receipt, char *out,
+	    size_t out_size);
+/* Stat word ("DELIVRD", "delivered", ...) -> state; NONE if unrecognised. */
+enum smpp_message_state smpp_receipt_state_from_stat(const char *word,
+	    size_t length);
+/* The seven-letter Appendix B stat word for a state ("UNKNOWN" if none). */
+const char *smpp_receipt_stat_word(enum smpp_message_state state);
+/* A state's name for logs: "DELIVERED", "UNDELIVERABLE", ... */
+const char *smpp_receipt_state_name(enum smpp_message_state state);
+/*
+ * Canonical form of a message id so that spellings of one id in different
+ * bases compare equal with strcmp(): numeric ids (in the stated base)
+ * become lowercase hex without leading zeros, of any length; other ids are
+ * lowercased with leading zeros dropped. Returns the length written (a NUL
+ * follows) or -1 if the id is empty, longer than 64 or out is too small.
+ */
+int	smpp_receipt_normalize_id(const char *id, size_t length,
+	    enum smpp_id_base base, char *out, size_t out_size);
+
 /* ===== Session state machine: smpp_session.c ===== */
+
+/*
+ * The session as data: bind states, sequence numbers, the window of
+ * outstanding requests and every timer, all driven by the caller's clock
+ * (microseconds, never decreasing). The caller owns the socket and the
+ * codec; it tells the session what it sent and received and asks
+ * smpp_session_poll() what to do next.
+ */
+
+#define SMPP_SESSION_WINDOW_MAX		1024
+#define SMPP_SESSION_MAX_SEQUENCE	0x7FFFFFFFu
+#define SMPP_SESSION_NEVER		UINT64_MAX	/* no deadline */
+
+enum smpp_session_role {
+	SMPP_SESSION_ESME,	/* we bind to an SMSC */
+	SMPP_SESSION_SMSC,	/* peers bind to us */
+};
+
+enum smpp_session_state {
+	SMPP_SESSION_OPEN,	/* connected, not bound */
+	SMPP_SESSION_BOUND_TX,
+	SMPP_SESSION_BOUND_RX,
+	SMPP_SESSION_BOUND_TRX,
+	SMPP_SESSION_UNBOUND,	/* unbind sent or received, waiting */
+	SMPP_SESSION_CLOSED,
+};
+#define SMPP_SESSION_STATE_COUNT	6
+
+/* Durations in microseconds; 0 turns a timer off. */
+struct smpp_session_config {
+	unsigned int	window_size;		/* 1..SMPP_SESSION_WINDOW_MAX */
+	uint64_t	enquire_link_interval;	/* after the last PDU received */
+	uint64_t	response_timeout;	/* requests and enquire_link */
+	uint64_t	bind_timeout;		/* from open to bound */
+	uint64_t	idle_timeout;		/* no traffic but enquire_link */
+	uint64_t	unbind_timeout;		/* from unbind to unbind_resp */
+};
+
+/* Why a session closed or unbound on its own. */
+enum smpp_session_reason {
+	SMPP_SESSION_REASON_NONE,
+	SMPP_SESSION_REASON_BIND_TIMEOUT,
+	SMPP_SESSION_REASON_ENQUIRE_LINK_TIMEOUT,	/* dead peer */
+	SMPP_SESSION_REASON_IDLE_TIMEOUT,
+	SMPP_SESSION_REASON_UNBIND_TIMEOUT,
+	SMPP_SESSION_REASON_BIND_REJECTED,
+	SMPP_SESSION_REASON_UNBOUND,
+};
+
+/* What smpp_session_poll() asks the caller to do now. */
+enum smpp_session_action_type {
+	SMPP_SESSION_ACTION_NONE,		/* wait for next_wakeup */
+	SMPP_SESSION_ACTION_SEND_ENQUIRE_LINK,	/* with sequence_number */
+	SMPP_SESSION_ACTION_SEND_UNBIND,	/* with sequence_number */
+	SMPP_SESSION_ACTION_CLOSE,		/* state is now CLOSED */
+	SMPP_SESSION_ACTION_REQUEST_EXPIRED,	/* no response in time */
+	SMPP_SESSION_ACTION_REQUEST_FAILED,	/* session closed under it */
+};
+
+struct smpp_session_action {
+	enum smpp_session_action_type	type;
+	enum smpp_session_reason	reason;
+	uint32_t			sequence_number;
+	uint32_t			command_id;	/* of the request */
+	uint64_t			cookie;
+};
+
+/* What a received PDU was, as smpp_session_receive() sees it. */
+enum smpp_session_event_type {
+	SMPP_SESSION_EVENT_REQUEST,	/* answer response_command_id+status */
+	SMPP_SESSION_EVENT_RESPONSE,	/* to a window request: cookie */
+	SMPP_SESSION_EVENT_BOUND,	/* bind accepted: state is bound */
+	SMPP_SESSION_EVENT_BIND_REJECTED, /* state is now CLOSED */
+	SMPP_SESSION_EVENT_UNBIND_DONE,	/* unbind_resp: state is CLOSED */
+	SMPP_SESSION_EVENT_ENQUIRE_LINK_ANSWERED,
+	SMPP_SESSION_EVENT_RESPONSE_MISMATCH, /* known sequence, wrong id */
+	SMPP_SESSION_EVENT_RESPONSE_UNKNOWN, /* no such request (expired?) */
+	SMPP_SESSION_EVENT_IGNORED,	/* session is CLOSED */
+};
+
+struct smpp_session_event {
+	enum smpp_session_event_type	type;
+	/*
+	 * REQUEST: the status to answer with, and the response's command id
+	 * (generic_nack for unknown commands, 0 when none is due).
+	 * RESPONSE and BIND_REJECTED: the peer's command_status.
+	 */
+	uint32_t			status;
+	uint32_t			response_command_id;
+	uint32_t			request_command_id;	/* RESPONSE */
+	uint64_t			cookie;			/* RESPONSE */
+};
+
+struct smpp_session;
+typedef void smpp_session_log_hook(void *argument,
+    const struct smpp_session *session, enum smpp_session_state from,
+    enum smpp_session_state to);
+
+/* One request awaiting its response; slots are linked in deadline order. */
+struct smpp_session_request {
+	uint32_t	sequence_number;
+	uint32_t	command_id;
+	uint64_t	deadline;
+	uint64_t	cookie;
+	uint16_t	previous;	/* slot index + 1, 0 = none */
+	uint16_t	next;
+};
+
+/* A control request (bind, unbind, enquire_link) tracked outside the window. */
+struct smpp_session_pending {
+	uint32_t	sequence_number;	/* 0 = none outstanding */
+	uint32_t	command_id;
+	uint64_t	deadline;
+};
+
+/* The caller allocates it (about 40 KB); no field is for the caller. */
+struct smpp_session {
+	enum smpp_session_role		role;
+	enum smpp_session_state		state;
+	enum smpp_session_reason	close_reason;
+	struct smpp_session_config	config;
+	smpp_session_log_hook		*log_hook;
+	void				*log_argument;
+	uint32_t			next_sequence;
+	uint64_t			bind_deadline;
+	uint64_t			unbind_deadline;
+	uint64_t			last_received;	/* any PDU */
+	uint64_t			last_traffic;	/* not enquire_link */
+	struct smpp_session_pending	bind;
+	struct smpp_session_pending	unbind;
+	struct smpp_session_pending	enquire_link;
+	/* The window: a slot table, a free list, a sequence hash. */
+	unsigned int			outstanding;
+	uint16_t			oldest;		/* slot index + 1 */
+	uint16_t			newest;
+	uint16_t			free_slots;	/* slot index + 1 */
+	struct smpp_session_request	slots[SMPP_SESSION_WINDOW_MAX];
+	uint16_t			hash[2 * SMPP_SESSION_WINDOW_MAX];
+};
+
+/* Starts a session in OPEN at now. -1 if the configuration is invalid. */
+int	smpp_session_init(struct smpp_session *session,
+	    enum smpp_session_role role, const struct smpp_session_config *config,
+	    uint64_t now);
+/* The hook is called on every state change with "from -> to". */
+void	smpp_session_set_log_hook(struct smpp_session *session,
+	    smpp_session_log_hook *hook, void *argument);
+/*
+ * Moves to state, logs it and runs its entry action: bound states schedule
+ * the first enquire_link, UNBOUND arms the unbind deadline, CLOSED fails
+ * every outstanding request (reported by smpp_session_poll()). CLOSED is
+ * final: a new connection gets a new smpp_session_init().
+ */
+void	smpp_session_enter_state(struct smpp_session *session,
+	    enum smpp_session_state state, uint64_t now);
+const char *smpp_session_strstate(enum smpp_session_state state);
+const char *smpp_session_strreason(enum smpp_session_reason reason);
+
+/*
+ * The status a request received in state answers with: ROK, RINVBNDSTS
+ * (wrong state), RALYBND (bind while bound) or RINVCMDID (unknown, or never
+ * sent to this role). Responses are ROK when the id is known.
+ */
+uint32_t smpp_session_check_receive(enum smpp_session_role role,
+	    enum smpp_session_state state, uint32_t command_id);
+/* ROK if a request may be sent in state; RINVBNDSTS or RINVCMDID if not. */
+uint32_t smpp_session_check_send(enum smpp_session_role role,
+	    enum smpp_session_state state, uint32_t command_id);
+
+/* The next sequence number: 1..0x7FFFFFFF, wrapping, never 0. */
+uint32_t smpp_session_next_sequence(struct smpp_session *session);
+
+/* Tells the session about a PDU received; fills event. */
+void	smpp_session_receive(struct smpp_session *session, uint32_t command_id,
+	    uint32_t command_status, uint32_t sequence_number, uint64_t now,
+	    struct smpp_session_event *event);
+/*
+ * Before sending a request: checks the state, takes a window slot (for
+ * requests other than bind, unbind, enquire_link, outbind and
+ * alert_notification) and a sequence number. Returns ROK, RINVBNDSTS,
+ * RINVCMDID or RMSGQFUL (window full); nothing is recorded unless ROK.
+ */
+uint32_t smpp_session_send_request(struct smpp_session *session,
+	    uint32_t command_id, uint64_t cookie, uint64_t now,
+	    uint32_t *sequence_number);
+/* After sending a response: a bind_resp with ROK binds, unbind_resp closes. */
+void	smpp_session_send_response(struct smpp_session *session,
+	    uint32_t command_id, uint32_t command_status, uint64_t now);
+
+/*
+ * What to do now: call until it returns SMPP_SESSION_ACTION_NONE, then arm
+ * one timer for smpp_session_next_wakeup().
+ */
+enum smpp_session_action_type smpp_session_poll(struct smpp_session *session,
+	    uint64_t now, struct smpp_session_action *action);
+/* When poll next has something to do; SMPP_SESSION_NEVER if nothing. */
+uint64_t smpp_session_next_wakeup(const struct smpp_session *session);
+/* Requests in the window, and free window slots. */
+unsigned int smpp_session_outstanding(const struct smpp_session *session);
+unsigned int smpp_session_window_available(const struct smpp_session *session);
 
 #endif /* SMPP_H */
