@@ -569,8 +569,7 @@ outbox_part_transition(uint64_t id, struct outbox_message_record *message,
 		message->part_states[part_record->state]--;
 	part_record->state = (uint8_t)state;
 	message->part_states[state]++;
-	if (message->part_count > 1 || reason != OUTBOX_REASON_SENDING)
-		outbox_history_add(message, now_us, state, part, reason, status);
+	outbox_history_add(message, now_us, state, part, reason, status);
 	after = outbox_message_state(message);
 	message->state = (uint8_t)after;
 	message->updated_us = now_us;

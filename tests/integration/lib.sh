@@ -110,3 +110,118 @@ stop_pid() {
 	STOP_STATUS=0
 	wait "$1" 2>/dev/null || STOP_STATUS=$?
 }
+
+# api_post PATH JSON: POST to nudged's API; body in $SCRATCH/reply.json,
+# status in HTTP_CODE.
+api_post() {
+	HTTP_CODE=$(curl -s -o "$SCRATCH/reply.json" -w '%{http_code}' \
+	    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	    --data-binary "$2" "http://127.0.0.1:$HTTP_PORT$1")
+}
+
+# api_get PATH: GET from nudged's API, same outputs as api_post.
+api_get() {
+	HTTP_CODE=$(curl -s -o "$SCRATCH/reply.json" -w '%{http_code}' \
+	    -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT$1")
+}
+
+# reply PATH: a value of the last reply (see jsonq.pl).
+reply() {
+	perl tests/integration/jsonq.pl "$1" "$SCRATCH/reply.json"
+}
+
+# add_link CONFIG NAME PORT [LINE...]: appends a [link NAME] to CONFIG.
+add_link() {
+	config=$1
+	name=$2
+	port=$3
+	shift 3
+	{
+		echo "[link $name]"
+		echo "host = 127.0.0.1"
+		echo "port = $port"
+		echo "system_id = nudge"
+		echo "password = secret"
+		echo "reconnect_min = 100ms"
+		echo "reconnect_max = 1s"
+		for line in "$@"; do
+			echo "$line"
+		done
+	} >>"$config"
+}
+
+# start_netsmpp PORT [OPTION...]: the Net::SMPP upstream SMSC, recording to
+# $SCRATCH/netsmpp.jsonl and taking commands from $SCRATCH/netsmpp.control.
+start_netsmpp() {
+	port=$1
+	shift
+	: >"$SCRATCH/netsmpp.control"
+	perl tests/integration/peers/netsmpp_smsc.pl --port "$port" \
+	    --record "$SCRATCH/netsmpp.jsonl" --control "$SCRATCH/netsmpp.control" \
+	    --log "$SCRATCH/netsmpp.log" --quit-after 300 "$@" \
+	    >"$SCRATCH/netsmpp.out" 2>&1 &
+	NETSMPP_PID=$!
+	PIDS="$PIDS $NETSMPP_PID"
+	wait_for 10 grep -q READY "$SCRATCH/netsmpp.out" ||
+	    fail "the Net::SMPP SMSC did not start"
+}
+
+# link_bound NAME: true once nudged reports the link BOUND in /metrics.
+link_bound() {
+	curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
+	    grep -q "^nudge_link_state{link=\"$1\"} 3$"
+}
+
+# count_lines PATTERN FILE: how many lines of FILE match (0 if none).
+count_lines() {
+	grep -c "$1" "$2" 2>/dev/null || true
+}
+
+# message_state ID: the state GET /v1/messages/ID reports.
+message_state() {
+	api_get "/v1/messages/$1"
+	reply .state
+}
+
+# wait_state ID STATE SECONDS: waits for a message to reach STATE.
+wait_state() {
+	tries=$(($3 * 10))
+	while [ "$tries" -gt 0 ]; do
+		[ "$(message_state "$1")" = "$2" ] && return 0
+		sleep 0.1
+		tries=$((tries - 1))
+	done
+	return 1
+}
+
+# hex TEXT: the bytes of TEXT in lowercase hex.
+hex() {
+	printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
+}
+
+# start_sim PORT [OPTION...]: tools/smsc-sim as the upstream SMSC, recording
+# accepted submits to $SCRATCH/sink.rec; stdin is a FIFO for commands.
+start_sim() {
+	port=$1
+	shift
+	rm -f "$SCRATCH/sim.in"
+	mkfifo "$SCRATCH/sim.in"
+	"$BUILD/smsc-sim" -p "$port" -u nudge -P secret \
+	    --record "$SCRATCH/sink.rec" --quit-after 600 "$@" \
+	    <"$SCRATCH/sim.in" >"$SCRATCH/sim.out" 2>"$SCRATCH/sim.log" &
+	SIM_PID=$!
+	PIDS="$PIDS $SIM_PID"
+	# Hold the FIFO open so the simulator's stdin never sees EOF.
+	exec 7>"$SCRATCH/sim.in"
+	wait_for 10 grep -q READY "$SCRATCH/sim.out" || fail "smsc-sim did not start"
+}
+
+# sim_command LINE: a command on the simulator's stdin (drop, stall N, ...).
+sim_command() {
+	echo "$1" >&7
+}
+
+# restart_nudged CONFIG: kill -9 is done by the caller; start it again.
+restart_nudged() {
+	start_nudged "$1"
+}
