@@ -102,13 +102,14 @@ NUDGE_OBJS	:= $(NUDGE_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBSMPP		:= $(BUILD)/libsmpp.a
 LIBNUDGE	:= $(BUILD)/libnudge.a
 NUDGED		:= $(BUILD)/nudged
+SMSC_SIM	:= $(BUILD)/smsc-sim
 UNIT_BINS	:= $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 BENCH_BINS	:= $(BENCHES:%=$(BUILD)/bench/bench_%)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-build \
 	bench install clean format check-format
 
-all: $(NUDGED)
+all: $(NUDGED) $(SMSC_SIM)
 
 deps:
 	@tools/deps.sh
@@ -127,6 +128,10 @@ $(LIBNUDGE): $(NUDGE_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(NUDGED): $(BUILD)/obj/$(NUDGED_MAIN:.c=.o) $(LIBNUDGE) $(LIBSMPP)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(SMSC_SIM): $(BUILD)/obj/tools/smsc-sim.o $(LIBSMPP)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

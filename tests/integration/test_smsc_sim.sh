@@ -9,9 +9,10 @@ SIM=${SMSC_SIM:-$BUILD/smsc-sim}
 CLIENT=tests/integration/peers/smsc_sim_client.pl
 [ -x "$SIM" ] || fail "$SIM is not built (make all)"
 
-# start_sim NAME ARGS...: smsc-sim on a free port, stdin from a FIFO held
-# open on fd 3; sets SIM_PID and PORT.
-start_sim() {
+# launch_sim NAME ARGS...: smsc-sim on a free port (-p 0 and its READY
+# line), stdin from a FIFO held open on fd 3; sets SIM_PID and PORT.
+# (lib.sh's start_sim serves the nudged tests: fixed port, one instance.)
+launch_sim() {
 	name=$1
 	shift
 	mkfifo "$SCRATCH/$name.in"
@@ -44,16 +45,12 @@ expect() {
 	grep -Eq -- "$2" "$1" || fail "$3: no line like '$2' in: $(cat "$1")"
 }
 
-hex() {
-	printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
-}
-
 DATE='[0-9]{10}'
 TEXT='Hello from the test'
 
 # ---- A: hex ids, receipts, record, HTTP and stdin control ----------------
 HTTP_PORT=$(free_port)
-start_sim a -u nudge -P secret --first-id 1000 --http-port "$HTTP_PORT" \
+launch_sim a -u nudge -P secret --first-id 1000 --http-port "$HTTP_PORT" \
     --record "$SCRATCH/a.record"
 expect "$SCRATCH/a.out" "^HTTP $HTTP_PORT\$" "HTTP line"
 
@@ -147,8 +144,11 @@ pass "drop closes the session"
 
 # Malformed PDUs: unknown command -> generic_nack 0x03 (stays open);
 # command_length 8 -> generic_nack 0x02 and close.
-client "$SCRATCH/c8" raw 0000001000000099000000000000000b expect 80000000 5 \
+client "$SCRATCH/c8" submit A 1 0 x \
+    raw 0000001000000099000000000000000b expect 80000000 5 \
     enquire raw 00000008000000040000000000000007 expect 80000000 5 eof 5
+expect "$SCRATCH/c8" '^submit_resp seq=1 status=0x00000004 ' \
+    "submit_sm before bind"
 expect "$SCRATCH/c8" '^pdu cmd=0x80000000 status=0x00000003 seq=11$' \
     "unknown command_id"
 expect "$SCRATCH/c8" '^enquire_link_resp status=0x00000000$' \
@@ -156,11 +156,12 @@ expect "$SCRATCH/c8" '^enquire_link_resp status=0x00000000$' \
 expect "$SCRATCH/c8" '^pdu cmd=0x80000000 status=0x00000002 seq=7$' \
     "bad command_length"
 expect "$SCRATCH/c8" '^eof$' "close after a bad command_length"
-pass "generic_nack 0x03 for an unknown command, 0x02 + close for a bad length"
+pass "0x04 before bind; generic_nack 0x03 for an unknown command, 0x02 + close for a bad length"
 
 curl -fsS -o "$SCRATCH/stats.json" "http://127.0.0.1:$HTTP_PORT/stats" ||
     fail "GET /stats"
-expect "$SCRATCH/stats.json" '"submits":5,"acked":4,"throttled":1,' "GET /stats"
+expect "$SCRATCH/stats.json" '"submits":5,"acked":4,"throttled":1,.*"malformed":2,' \
+    "GET /stats"
 pass "GET /stats: $(cut -c1-80 "$SCRATCH/stats.json")"
 
 stop_sim a
@@ -169,7 +170,7 @@ expect "$SCRATCH/a.log" '^STATS submits=5 acked=4 throttled=1 queue_full=0 rejec
 pass "SIGTERM: exits 0 with the STATS line"
 
 # ---- B: decimal ids, receipt before response, SIGUSR1 -------------------
-start_sim b --id-base dec --first-id 1000 --receipt-before-response-rate 1
+launch_sim b --id-base dec --first-id 1000 --receipt-before-response-rate 1
 client "$SCRATCH/d1" bind transceiver nudge secret \
     submit NudgeTest 4915550001 1 "$TEXT" deliver 5
 expect "$SCRATCH/d1" '^submit_resp seq=2 status=0x00000000 id=1000 ' \
@@ -186,7 +187,7 @@ pass "--id-base dec: id 1000 in response and receipt; SIGUSR1 prints STATS"
 stop_sim b
 
 # ---- D: latency, receipt delay and outcome, redelivery after a close ---
-start_sim d --latency-ms 300 --receipt-delay-ms 100 --outcomes UNDELIV:1
+launch_sim d --latency-ms 300 --receipt-delay-ms 100 --outcomes UNDELIV:1
 client "$SCRATCH/f1" bind transmitter nudge secret \
     submit NudgeTest 4915550001 1 "$TEXT" submit NudgeTest 4915550001 0 none
 expect "$SCRATCH/f1" '^submit_resp seq=2 status=0x00000000 id=1 ms=([3-9][0-9]{2}|[0-9]{4}) ' \
@@ -207,7 +208,7 @@ expect "$SCRATCH/d.log" '^STATS submits=2 acked=2 .* receipts=2 receipts_acked=1
 pass "latency, UNDELIV outcome, receipt queued then redelivered after a close"
 
 # ---- C: --throttle-rate 1, --quit-after ---------------------------------
-start_sim c --throttle-rate 1 --quit-after 2
+launch_sim c --throttle-rate 1 --quit-after 2
 client "$SCRATCH/e1" bind transceiver nudge secret submit A 1 1 x
 expect "$SCRATCH/e1" '^submit_resp seq=2 status=0x00000058 ' "throttle rate 1"
 pass "--throttle-rate 1 -> 0x58"
