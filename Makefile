@@ -65,10 +65,12 @@ NUDGE_SRCS := \
 	src/timer.c \
 	src/metrics.c \
 	src/http.c \
+	src/link.c \
 	src/outbox.c \
 	src/receipt.c \
 	src/mo.c \
 	src/api_message.c \
+	src/callback.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c
@@ -86,16 +88,19 @@ UNIT_TESTS := \
 	store \
 	store_timer \
 	smpp_receipt \
-	smpp_session
+	smpp_session \
+	link
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
 FUZZ_TARGETS := \
+	smpp_pdu \
 	smpp_charset \
 	smpp_udh \
 	smpp_receipt
 
 # ---- benchmarks: tests/bench/bench_NAME.c ---------------------------------
-BENCHES :=
+BENCHES := \
+	smpp_codec
 
 SMPP_OBJS	:= $(SMPP_SRCS:%.c=$(BUILD)/obj/%.o)
 NUDGE_OBJS	:= $(NUDGE_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -103,13 +108,14 @@ LIBSMPP		:= $(BUILD)/libsmpp.a
 LIBNUDGE	:= $(BUILD)/libnudge.a
 NUDGED		:= $(BUILD)/nudged
 SMSC_SIM	:= $(BUILD)/smsc-sim
+NUDGECTL	:= $(BUILD)/nudgectl
 UNIT_BINS	:= $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 BENCH_BINS	:= $(BENCHES:%=$(BUILD)/bench/bench_%)
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-build \
 	bench install clean format check-format
 
-all: $(NUDGED) $(SMSC_SIM)
+all: $(NUDGED) $(SMSC_SIM) $(NUDGECTL)
 
 deps:
 	@tools/deps.sh
@@ -132,6 +138,11 @@ $(NUDGED): $(BUILD)/obj/$(NUDGED_MAIN:.c=.o) $(LIBNUDGE) $(LIBSMPP)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(SMSC_SIM): $(BUILD)/obj/tools/smsc-sim.o $(LIBSMPP)
+	$(quiet) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# Pulls only the store, log, clock and config objects out of libnudge.a.
+$(NUDGECTL): $(BUILD)/obj/tools/nudgectl.o $(LIBNUDGE) $(LIBSMPP)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

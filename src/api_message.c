@@ -139,10 +139,9 @@ api_message_parse(json_t *object, struct outbox_request *request,
 	if (value != NULL && !json_is_null(value)) {
 		request->callback_url = json_string_value(value);
 		if (request->callback_url == NULL ||
-		    (strncmp(request->callback_url, "http://", 7) != 0 &&
-		    strncmp(request->callback_url, "https://", 8) != 0)) {
+		    strncmp(request->callback_url, "http://", 7) != 0) {
 			snprintf(reason, reason_size,
-			    "an http:// or https:// URL");
+			    "an http:// URL (https callbacks are not supported)");
 			return "callback_url";
 		}
 	}

@@ -366,6 +366,7 @@ enum timer_kind {
 	TIMER_KIND_OUTBOX_EXPIRY,	/* message id: validity ran out */
 	TIMER_KIND_RECEIPT_HOLD,	/* held receipt key: give up matching */
 	TIMER_KIND_MO_REASSEMBLY,	/* reassembly key: parts still missing */
+	TIMER_KIND_CALLBACK,		/* message id + attempt: POST its status */
 	TIMER_KIND_COUNT
 };
 
@@ -466,7 +467,8 @@ void		 link_start_all(struct event_base *base,
 /* Shutdown: unbind every session; link_all_idle() says when done. */
 void		 link_stop_all(void);
 int		 link_all_idle(void);
-/* Frees everything (after the loop ended). */
+/* Frees everything (after the loop ended, before the event base is
+ * freed); requests still outstanding are not reported. */
 void		 link_free_all(void);
 size_t		 link_count(void);
 struct link	*link_get(size_t index);
@@ -477,7 +479,11 @@ enum link_state	 link_get_state(const struct link *link);
 const char	*link_strstate(enum link_state state);
 /* Submits that can go out now: 0 unless bound, within window and cap. */
 size_t		 link_capacity(struct link *link);
-/* Sends one submit_sm; 0 when sent, -1 when it cannot go now. */
+/*
+ * Sends one submit_sm; 0 when sent, -1 when it cannot go now (not bound,
+ * window full, rate cap; `available` follows), -2 when it can never go
+ * (the PDU cannot be encoded: a field too long, a bad TLV).
+ */
 int		 link_submit(struct link *link, const struct link_submit *submit,
 		    uint64_t cookie);
 void		 link_get_stats(const struct link *link, struct link_stats *stats);
@@ -632,6 +638,8 @@ enum store_result outbox_read_message(uint64_t id,
 		    size_t text_size);
 enum store_result outbox_read_part(uint64_t id, unsigned int part,
 		    struct outbox_part_record *record);
+enum store_result outbox_read_callback_url(uint64_t id, char *url,
+		    size_t url_size);
 /* Queue depth (messages with parts waiting) for stats. */
 size_t		 outbox_queue_depth(void);
 /* Applies a matched receipt to a part (receipt.c calls it). */
@@ -663,6 +671,17 @@ struct outbox_link_status_record {
 	double		 rate_limit;
 	uint64_t	 queue_depth;	/* whole outbox, same for every link */
 };
+
+/* ===== callback.c ===== */
+
+/*
+ * Status callbacks: when a message with a callback URL reaches a final
+ * state, its status is POSTed there as JSON. The attempt is a timer row, so
+ * it survives a restart; failures retry with back-off, six times at most.
+ */
+void		 callback_init(struct event_base *base);
+/* Schedules the callback of a message that just became final. */
+void		 callback_message_final(uint64_t id);
 
 /* ===== receipt.c ===== */
 

@@ -426,6 +426,34 @@ outbox_read_message(uint64_t id, struct outbox_message_record *message,
 	return STORE_OK;
 }
 
+/* Copies a message's callback URL (stored after its text) into url. */
+enum store_result
+outbox_read_callback_url(uint64_t id, char *url, size_t url_size)
+{
+	struct outbox_message_record message;
+	uint8_t key[OUTBOX_KEY_LENGTH];
+	const void *value;
+	size_t length, start;
+	enum store_result result;
+
+	outbox_put_id(key, id);
+	result = store_get(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
+	    &value, &length);
+	if (result != STORE_OK)
+		return result;
+	if (length < sizeof(message))
+		return STORE_ERROR;
+	memcpy(&message, value, sizeof(message));
+	start = sizeof(message) + message.text_length;
+	if (message.callback_length == 0 ||
+	    start + message.callback_length > length ||
+	    message.callback_length >= url_size)
+		return STORE_NOT_FOUND;
+	memcpy(url, (const uint8_t *)value + start, message.callback_length);
+	url[message.callback_length] = '\0';
+	return STORE_OK;
+}
+
 /*
  * Rewrites the message record, keeping the text and callback that follow
  * the fixed part (they are copied out first: the store's pointer dies with
@@ -577,6 +605,8 @@ outbox_part_transition(uint64_t id, struct outbox_message_record *message,
 		outbox_history_add(message, now_us, after, 0, reason, status);
 	if (after != before && state_is_final[after]) {
 		metrics_add(metric_final[after], 1);
+		if (message->callback_length > 0)
+			callback_message_final(id);
 		log_info(id, "outbox", "final", "state=%s reason=%s status=%u",
 		    outbox_strstate(after), outbox_strreason(reason), status);
 	}
@@ -1516,6 +1546,7 @@ outbox_init(struct event_base *base, const struct config *config)
 	timer_register(TIMER_KIND_OUTBOX_EXPIRY, outbox_expiry_timer, NULL);
 	receipt_init(config);
 	mo_init(config);
+	callback_init(base);
 	link_start_all(base, config, &events);
 	outbox_recover();
 	outbox_schedule();

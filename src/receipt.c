@@ -67,6 +67,20 @@ receipt_log_append(const struct receipt_record *record)
 	    sizeof(*record), STORE_PUT_APPEND);
 }
 
+/* The submit -> receipt latency histogram of a link. */
+static struct metric *
+receipt_latency_metric(const char *link_name)
+{
+	static const double bounds[] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30,
+		60, 300, 900, 3600 };
+	char labels[OUTBOX_LINK_NAME_SIZE + 16];
+
+	snprintf(labels, sizeof(labels), "link=\"%s\"", link_name);
+	return metrics_histogram("nudge_receipt_latency_seconds", labels,
+	    "From submit_sm to its delivery receipt.", bounds,
+	    sizeof(bounds) / sizeof(bounds[0]));
+}
+
 /* Applies a receipt to the part it matched, and logs it. */
 static void
 receipt_apply(struct receipt_record *record, uint64_t message_id,
@@ -88,6 +102,9 @@ receipt_apply(struct receipt_record *record, uint64_t message_id,
 		record->part_state = part_record.state;
 	}
 	metrics_add(metric_matched, 1);
+	if (record->submitted_us != 0 && record->time_us > record->submitted_us)
+		metrics_observe(receipt_latency_metric(record->link),
+		    (double)(record->time_us - record->submitted_us) / 1e6);
 	receipt_log_append(record);
 	log_info(message_id, "receipt", "matched",
 	    "link=%s part=%u to=%s stat=%s err=%u", record->link, part,

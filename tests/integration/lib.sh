@@ -225,3 +225,15 @@ sim_command() {
 restart_nudged() {
 	start_nudged "$1"
 }
+
+# start_capture PORT [OPTION...]: an HTTP server recording requests as JSON
+# lines in $SCRATCH/capture.jsonl.
+start_capture() {
+	port=$1
+	shift
+	perl tests/integration/capture_http.pl --port "$port" \
+	    --out "$SCRATCH/capture.jsonl" "$@" >"$SCRATCH/capture.out" 2>&1 &
+	CAPTURE_PID=$!
+	PIDS="$PIDS $CAPTURE_PID"
+	wait_for 10 grep -q READY "$SCRATCH/capture.out" || fail "capture server did not start"
+}
