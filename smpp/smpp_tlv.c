@@ -12,20 +12,31 @@
 
 #define TLV_HEADER_LENGTH 4
 
+/*
+ * Every received TLV is looked up, so the table is indexed by a hash of the
+ * tag, (low octet + high octet * 84) mod 128, which gives each SMPP 3.4 tag
+ * its own slot. Two tags in one slot would initialise one element twice,
+ * which the compilers refuse (-Woverride-init with -Werror).
+ */
+#define TLV_TABLE_SIZE 128
+#define TLV_SLOT(tag)  ((((tag)&0xFF) + ((tag) >> 8) * 84) % TLV_TABLE_SIZE)
+
 /* Shorthands for the table below. */
 /* clang-format off */
 #define INTEGER(tag, length, name) \
-	{ tag, SMPP_TLV_TYPE_INTEGER, length, length, name }
-#define C_STRING(tag, max, name) { tag, SMPP_TLV_TYPE_C_STRING, 1, max, name }
-#define OCTETS(tag, min, max, name) { tag, SMPP_TLV_TYPE_OCTETS, min, max, name }
+	[TLV_SLOT(tag)] = { tag, SMPP_TLV_TYPE_INTEGER, length, length, name }
+#define C_STRING(tag, max, name) \
+	[TLV_SLOT(tag)] = { tag, SMPP_TLV_TYPE_C_STRING, 1, max, name }
+#define OCTETS(tag, min, max, name) \
+	[TLV_SLOT(tag)] = { tag, SMPP_TLV_TYPE_OCTETS, min, max, name }
 /* clang-format on */
 
 /*
- * SMPP 3.4 section 5.3.2, sorted by tag for the binary search. Bit mask
- * parameters are one-octet integers. The lengths of C-Octet strings include
- * their NUL; a value without it is accepted (some SMSCs omit it).
+ * SMPP 3.4 section 5.3.2, in tag order. Bit mask parameters are one-octet
+ * integers. The lengths of C-Octet strings include their NUL; a value
+ * without it is accepted (some SMSCs omit it).
  */
-static const struct smpp_tlv_descriptor tlv_table[] = {
+static const struct smpp_tlv_descriptor tlv_table[TLV_TABLE_SIZE] = {
     INTEGER(SMPP_TLV_DEST_ADDR_SUBUNIT, 1, "dest_addr_subunit"),
     INTEGER(SMPP_TLV_DEST_NETWORK_TYPE, 1, "dest_network_type"),
     INTEGER(SMPP_TLV_DEST_BEARER_TYPE, 1, "dest_bearer_type"),
@@ -69,13 +80,12 @@ static const struct smpp_tlv_descriptor tlv_table[] = {
     INTEGER(SMPP_TLV_SMS_SIGNAL, 2, "sms_signal"),
     INTEGER(SMPP_TLV_MS_VALIDITY, 1, "ms_validity"),
     /* 3.4 sends no value; 5.0 added one optional octet: accept both. */
-    {SMPP_TLV_ALERT_ON_MESSAGE_DELIVERY, SMPP_TLV_TYPE_NO_VALUE, 0, 1,
-	"alert_on_message_delivery"},
+    [TLV_SLOT(SMPP_TLV_ALERT_ON_MESSAGE_DELIVERY)] =
+	{SMPP_TLV_ALERT_ON_MESSAGE_DELIVERY, SMPP_TLV_TYPE_NO_VALUE, 0, 1,
+	    "alert_on_message_delivery"},
     INTEGER(SMPP_TLV_ITS_REPLY_TYPE, 1, "its_reply_type"),
     OCTETS(SMPP_TLV_ITS_SESSION_INFO, 2, 2, "its_session_info"),
 };
-
-#define TLV_TABLE_SIZE (sizeof(tlv_table) / sizeof(tlv_table[0]))
 
 /* Bits for the sar_* presence check in smpp_tlv_validate(). */
 #define SAR_REF_NUM 0x1
@@ -101,23 +111,15 @@ load_integer(const uint8_t *p, size_t length)
 	return value;
 }
 
-/* Binary search of the sorted table. */
+/* One slot, one comparison; empty slots have no name. */
 const struct smpp_tlv_descriptor *
 smpp_tlv_describe(uint16_t tag)
 {
-	size_t low = 0, high = TLV_TABLE_SIZE;
+	const struct smpp_tlv_descriptor *descriptor;
 
-	while (low < high) {
-		size_t middle = (low + high) / 2;
-
-		if (tlv_table[middle].tag == tag)
-			return &tlv_table[middle];
-		if (tlv_table[middle].tag < tag)
-			low = middle + 1;
-		else
-			high = middle;
-	}
-	return NULL;
+	descriptor = &tlv_table[TLV_SLOT(tag)];
+	return descriptor->name != NULL && descriptor->tag == tag ? descriptor
+								  : NULL;
 }
 
 const char *

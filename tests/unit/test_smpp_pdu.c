@@ -1603,7 +1603,22 @@ test_tlv_table(void **state)
 {
 	const struct smpp_tlv_descriptor *descriptor;
 
+	uint32_t tag;
+	unsigned known = 0;
+
 	(void)state;
+	/* Every tag: exactly the 44 of section 5.3.2 are known, each as itself. */
+	for (tag = 0; tag <= 0xFFFF; tag++) {
+		descriptor = smpp_tlv_describe((uint16_t)tag);
+		if (descriptor == NULL)
+			continue;
+		known++;
+		assert_int_equal(descriptor->tag, tag);
+		assert_true(descriptor->min_length <= descriptor->max_length);
+		assert_string_not_equal(descriptor->name, "unknown");
+	}
+	assert_int_equal(known, 44);
+
 	descriptor = smpp_tlv_describe(SMPP_TLV_RECEIPTED_MESSAGE_ID);
 	assert_non_null(descriptor);
 	assert_string_equal(descriptor->name, "receipted_message_id");
