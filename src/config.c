@@ -25,6 +25,10 @@
 	{ "link", name, type, offsetof(struct config_link, field), minimum,  \
 	    maximum, choices, def, help }
 
+#define ACCOUNT_KEY(name, type, field, minimum, maximum, choices, def, help) \
+	{ "account", name, type, offsetof(struct config_account, field),     \
+	    minimum, maximum, choices, def, help }
+
 #define DURATION_SECOND	 INT64_C(1000000)
 #define SIZE_KIB	 INT64_C(1024)
 #define SIZE_MIB	 (SIZE_KIB * 1024)
@@ -65,6 +69,38 @@ static const struct config_key config_key_table[] = {
 	KEY("smpp", "max_pdu_length", CONFIG_SIZE, smpp_max_pdu_length, 256,
 	    SIZE_MIB, NULL, "64K",
 	    "Largest command_length accepted before the body is read."),
+	KEY("smpp", "system_id", CONFIG_STRING, smpp_system_id, 1, 15, NULL,
+	    "nudge", "system_id nudged gives in its bind responses."),
+	KEY("smpp", "bind_timeout", CONFIG_DURATION, smpp_bind_timeout_us,
+	    100000, 600 * DURATION_SECOND, NULL, "10s",
+	    "A connection that has not bound by then is closed."),
+	KEY("smpp", "idle_timeout", CONFIG_DURATION, smpp_idle_timeout_us, 0,
+	    86400 * DURATION_SECOND, NULL, "0s",
+	    "Unbind a session with no traffic but enquire_link (0: never)."),
+	KEY("smpp", "enquire_link", CONFIG_DURATION, smpp_enquire_link_us,
+	    DURATION_SECOND, 3600 * DURATION_SECOND, NULL, "30s",
+	    "enquire_link to an ESME after this much silence."),
+	KEY("smpp", "response_timeout", CONFIG_DURATION,
+	    smpp_response_timeout_us, 100000, 600 * DURATION_SECOND, NULL,
+	    "30s", "A deliver_sm or enquire_link unanswered by then fails."),
+	KEY("smpp", "auth_fail_delay_after", CONFIG_INTEGER,
+	    smpp_auth_fail_delay_after, 1, 1000, NULL, "3",
+	    "Failed binds from one address before answers are delayed."),
+	KEY("smpp", "auth_fail_block_after", CONFIG_INTEGER,
+	    smpp_auth_fail_block_after, 1, 10000, NULL, "10",
+	    "Failed binds from one address before it is refused outright."),
+	KEY("smpp", "auth_fail_delay", CONFIG_DURATION, smpp_auth_fail_delay_us,
+	    0, 60 * DURATION_SECOND, NULL, "1s",
+	    "Delay of a bind answer to an address that keeps failing."),
+	KEY("smpp", "auth_block", CONFIG_DURATION, smpp_auth_block_us,
+	    DURATION_SECOND, 86400 * DURATION_SECOND, NULL, "5m",
+	    "How long a blocked address is refused."),
+	KEY("smpp", "tls_listen", CONFIG_STRING, smpp_tls_listen, 0, 80, NULL,
+	    "", "host:port of an SMPP-over-TLS listener; empty: none."),
+	KEY("smpp", "tls_certificate", CONFIG_STRING, smpp_tls_certificate, 0,
+	    4096, NULL, "", "PEM certificate chain of the TLS listener."),
+	KEY("smpp", "tls_key", CONFIG_STRING, smpp_tls_key, 0, 4096, NULL, "",
+	    "PEM private key of the TLS listener."),
 	KEY("outbox", "default_validity", CONFIG_DURATION, outbox_validity_us,
 	    60 * DURATION_SECOND, 7 * 86400 * DURATION_SECOND, NULL, "24h",
 	    "How long a message may wait to be sent when the request names "
@@ -140,6 +176,49 @@ static const struct config_key config_key_table[] = {
 	    "serves any."),
 	LINK_KEY("priority", CONFIG_INTEGER, priority, 0, 1000, NULL, "100",
 	    "Failover order among links serving a number: lowest first."),
+	ACCOUNT_KEY("system_id", CONFIG_STRING, system_id, 0, 15, NULL, "",
+	    "The system_id this ESME binds with (required)."),
+	ACCOUNT_KEY("password", CONFIG_STRING, password, 0, 8, NULL, "",
+	    "Its password (checked in constant time)."),
+	ACCOUNT_KEY("allowed_addresses", CONFIG_STRING, allowed_addresses, 0,
+	    190, NULL, "127.0.0.1/32",
+	    "IPv4 CIDR blocks it may bind from, space-separated."),
+	ACCOUNT_KEY("max_transmitters", CONFIG_INTEGER, max_transmitters, 0, 64,
+	    NULL, "4", "Concurrent transmitter binds."),
+	ACCOUNT_KEY("max_receivers", CONFIG_INTEGER, max_receivers, 0, 64, NULL,
+	    "4", "Concurrent receiver binds."),
+	ACCOUNT_KEY("max_transceivers", CONFIG_INTEGER, max_transceivers, 0, 64,
+	    NULL, "4", "Concurrent transceiver binds."),
+	ACCOUNT_KEY("tps", CONFIG_INTEGER, tps, 0, 1000000, NULL, "0",
+	    "Submits per second across its binds; excess gets ESME_RTHROTTLED "
+	    "(0: no cap)."),
+	ACCOUNT_KEY("window", CONFIG_INTEGER, window, 1, 1024, NULL, "64",
+	    "deliver_sm sent to it without a response."),
+	ACCOUNT_KEY("traffic_class", CONFIG_ENUM, traffic_class, 0, 0,
+	    "transactional|marketing", "transactional",
+	    "Class of its traffic: marketing passes the opt-out list."),
+	ACCOUNT_KEY("allowed_senders", CONFIG_STRING, allowed_senders, 0, 190,
+	    NULL, "", "source_addr values it may use; empty allows any."),
+	ACCOUNT_KEY("route", CONFIG_STRING, route, 0, 31, NULL, "",
+	    "Send its traffic over this link only; empty routes by "
+	    "destination."),
+	ACCOUNT_KEY("mo_destinations", CONFIG_STRING, mo_destinations, 0, 190,
+	    NULL, "", "Short codes and long numbers whose inbound SMS go to "
+	    "it."),
+	ACCOUNT_KEY("mo_keywords", CONFIG_STRING, mo_keywords, 0, 190, NULL, "",
+	    "First words of inbound SMS that go to it."),
+	ACCOUNT_KEY("deliver_queue_max", CONFIG_INTEGER, deliver_queue_max, 1,
+	    100000000, NULL, "100000",
+	    "Receipts and MO kept for it while no receiver is bound."),
+	ACCOUNT_KEY("deliver_expiry", CONFIG_DURATION, deliver_expiry_us,
+	    60 * DURATION_SECOND, 30 * 86400 * DURATION_SECOND, NULL, "72h",
+	    "How long a kept receipt or MO waits for a receiver."),
+	ACCOUNT_KEY("deliver_retry_min", CONFIG_DURATION, deliver_retry_min_us,
+	    10000, 3600 * DURATION_SECOND, NULL, "1s",
+	    "First retry after a deliver_sm_resp error; doubles each time."),
+	ACCOUNT_KEY("deliver_retry_max", CONFIG_DURATION, deliver_retry_max_us,
+	    10000, 86400 * DURATION_SECOND, NULL, "5m",
+	    "Longest retry delay of a deliver_sm."),
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_key_table) / sizeof(config_key_table[0]))
@@ -160,6 +239,11 @@ static const struct config_section_kind config_named_sections[] = {
 	    offsetof(struct config_link, line),
 	    offsetof(struct config, links),
 	    offsetof(struct config, link_count) },
+	{ "account", sizeof(struct config_account),
+	    offsetof(struct config_account, name),
+	    offsetof(struct config_account, line),
+	    offsetof(struct config, accounts),
+	    offsetof(struct config, account_count) },
 };
 
 #define CONFIG_NAMED_COUNT \
@@ -684,6 +768,70 @@ config_check_link(struct config_parse *parse, const struct config_link *link)
 		    link->name);
 }
 
+/* 1 if every word of a CIDR list is a.b.c.d/n (or a.b.c.d). */
+static int
+config_valid_cidr_list(const char *list)
+{
+	const char *p = list;
+	unsigned int a, b, c, d, bits;
+	int used;
+
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		bits = 32;
+		used = 0;
+		if (sscanf(p, "%u.%u.%u.%u/%u%n", &a, &b, &c, &d, &bits,
+		    &used) != 5 && sscanf(p, "%u.%u.%u.%u%n", &a, &b, &c, &d,
+		    &used) != 4)
+			return 0;
+		if (a > 255 || b > 255 || c > 255 || d > 255 || bits > 32 ||
+		    (p[used] != ' ' && p[used] != '\0'))
+			return 0;
+		p += used;
+	}
+	return 1;
+}
+
+/* Checks of an account that need more than one key. */
+static void
+config_check_account(struct config_parse *parse,
+    const struct config_account *account)
+{
+	struct config *config = parse->config;
+	size_t i;
+
+	if (account->system_id[0] == '\0')
+		config_error(parse, account->line,
+		    "[account %s] needs a system_id", account->name);
+	if (!config_valid_cidr_list(account->allowed_addresses))
+		config_error(parse, account->line,
+		    "[account %s] allowed_addresses is not a list of "
+		    "a.b.c.d/n blocks", account->name);
+	if (account->deliver_retry_min_us > account->deliver_retry_max_us)
+		config_error(parse, account->line,
+		    "[account %s] deliver_retry_min is above deliver_retry_max",
+		    account->name);
+	for (i = 0; account->route[0] != '\0' && i < config->link_count; i++)
+		if (strcmp(config->links[i]->name, account->route) == 0)
+			break;
+	if (account->route[0] != '\0' && i == config->link_count)
+		config_error(parse, account->line,
+		    "[account %s] route names no [link %s]", account->name,
+		    account->route);
+	for (i = 0; i < config->account_count; i++)
+		if (config->accounts[i] != account &&
+		    strcmp(config->accounts[i]->system_id,
+		    account->system_id) == 0 && account->system_id[0] != '\0' &&
+		    config->accounts[i]->line < account->line)
+			config_error(parse, account->line,
+			    "[account %s] system_id '%s' is already used by "
+			    "[account %s]", account->name, account->system_id,
+			    config->accounts[i]->name);
+}
+
 /* Checks that need more than one key, reported at the section's line. */
 static void
 config_check(struct config_parse *parse)
@@ -704,6 +852,13 @@ config_check(struct config_parse *parse)
 		    "loopback");
 	for (i = 0; i < config->link_count; i++)
 		config_check_link(parse, config->links[i]);
+	for (i = 0; i < config->account_count; i++)
+		config_check_account(parse, config->accounts[i]);
+	if ((config->smpp_tls_listen[0] != '\0') !=
+	    (config->smpp_tls_certificate[0] != '\0' &&
+	    config->smpp_tls_key[0] != '\0'))
+		config_error(parse, parse->line, "smpp.tls_listen needs "
+		    "smpp.tls_certificate and smpp.tls_key, and they need it");
 }
 
 struct config *

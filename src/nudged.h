@@ -141,6 +141,29 @@ struct config_link {
 	int64_t		 priority;	/* failover order, lowest first */
 };
 
+/* An ESME account that binds to nudged: [account NAME]. */
+struct config_account {
+	char		*name;
+	int		 line;
+	char		*system_id;
+	char		*password;
+	char		*allowed_addresses;	/* CIDR list */
+	int64_t		 max_transmitters;
+	int64_t		 max_receivers;
+	int64_t		 max_transceivers;
+	int64_t		 tps;		/* submits per second; 0: no cap */
+	int64_t		 window;	/* deliver_sm outstanding to it */
+	int		 traffic_class;	/* enum outbox_class */
+	char		*allowed_senders;	/* empty: any */
+	char		*route;		/* link name; empty: by destination */
+	char		*mo_destinations;	/* short codes, long numbers */
+	char		*mo_keywords;	/* first words of an MO */
+	int64_t		 deliver_queue_max;
+	uint64_t	 deliver_expiry_us;
+	uint64_t	 deliver_retry_min_us;
+	uint64_t	 deliver_retry_max_us;
+};
+
 struct config {
 	char		*path;
 	/* [nudged] */
@@ -161,6 +184,18 @@ struct config {
 	/* [smpp] */
 	struct config_listen smpp_listen;
 	uint64_t	 smpp_max_pdu_length;
+	char		*smpp_system_id;
+	uint64_t	 smpp_bind_timeout_us;
+	uint64_t	 smpp_idle_timeout_us;
+	uint64_t	 smpp_enquire_link_us;
+	uint64_t	 smpp_response_timeout_us;
+	int64_t		 smpp_auth_fail_delay_after;
+	int64_t		 smpp_auth_fail_block_after;
+	uint64_t	 smpp_auth_fail_delay_us;
+	uint64_t	 smpp_auth_block_us;
+	char		*smpp_tls_listen;	/* host:port, empty: off */
+	char		*smpp_tls_certificate;
+	char		*smpp_tls_key;
 	/* [outbox] */
 	uint64_t	 outbox_validity_us;
 	int64_t		 outbox_max_parts;
@@ -169,6 +204,9 @@ struct config {
 	/* [link NAME] ... */
 	struct config_link **links;
 	size_t		 link_count;
+	/* [account NAME] ... */
+	struct config_account **accounts;
+	size_t		 account_count;
 };
 
 /* Parses path; on failure every error was printed as "file:line: reason". */

@@ -298,6 +298,46 @@ test_named_section_errors(void **state)
 	assert_true(contains("6: [link b] reconnect_min is above"));
 }
 
+static void
+test_accounts(void **state)
+{
+	struct config *config;
+	int errors = 0;
+
+	config = load("[link up]\nhost = h\nsystem_id = u\n"
+	    "[account shop]\n"
+	    "system_id = shop\n"
+	    "password = pw\n"
+	    "allowed_addresses = 127.0.0.1/32 10.0.0.0/8\n"
+	    "traffic_class = marketing\n"
+	    "route = up\n"
+	    "mo_keywords = SHOP DEALS\n", &errors);
+	assert_non_null(config);
+	assert_int_equal(config->account_count, 1);
+	assert_string_equal(config->accounts[0]->system_id, "shop");
+	assert_int_equal(config->accounts[0]->traffic_class,
+	    OUTBOX_CLASS_MARKETING);
+	assert_int_equal(config->accounts[0]->window, 64);
+	assert_int_equal(config->accounts[0]->deliver_expiry_us,
+	    72ULL * 3600 * 1000000);
+	config_free(config);
+
+	config = load("[account a]\n"
+	    "system_id = same\n"
+	    "allowed_addresses = 10.0.0.0/33\n"
+	    "route = nowhere\n"
+	    "[account b]\n"
+	    "system_id = same\n"
+	    "[smpp]\n"
+	    "tls_listen = 127.0.0.1:2776\n", &errors);
+	assert_null(config);
+	assert_int_equal(errors, 4);
+	assert_true(contains("1: [account a] allowed_addresses is not"));
+	assert_true(contains("1: [account a] route names no [link nowhere]"));
+	assert_true(contains("5: [account b] system_id 'same' is already used"));
+	assert_non_null(strstr(errors_text, "smpp.tls_listen needs"));
+}
+
 int
 main(void)
 {
@@ -312,6 +352,7 @@ main(void)
 		cmocka_unit_test(test_shipped_config_is_valid),
 		cmocka_unit_test(test_named_link_sections),
 		cmocka_unit_test(test_named_section_errors),
+		cmocka_unit_test(test_accounts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
