@@ -237,7 +237,7 @@ struct smpp_destination {
 	uint8_t			 dest_flag;	/* SMPP_DEST_FLAG_* */
 	uint8_t			 dest_addr_ton;
 	uint8_t			 dest_addr_npi;
-	const char		*address;	/* destination_addr or dl_name */
+	const char		*address;	/* destination_addr, dl_name */
 	uint32_t		 error_status_code; /* unsuccess_sme only */
 };
 
@@ -312,7 +312,7 @@ enum smpp_frame_result {
 enum smpp_pdu_encode_error {
 	SMPP_PDU_ENCODE_NO_SPACE	= -1,	/* capacity too small */
 	SMPP_PDU_ENCODE_FIELD_TOO_LONG	= -2,	/* string or message too long */
-	SMPP_PDU_ENCODE_INVALID_FIELD	= -3,	/* time, dest_flag, count, ... */
+	SMPP_PDU_ENCODE_INVALID_FIELD	= -3,	/* time, dest_flag, count... */
 	SMPP_PDU_ENCODE_INVALID_TLV	= -4,	/* length wrong for the tag */
 	SMPP_PDU_ENCODE_UNKNOWN_COMMAND	= -5,
 };

@@ -7,9 +7,10 @@
  *
  * One thread, CLOCK_MONOTONIC. Each side of a row is timed in 7 runs of
  * about 0.2 s; the median run is reported, and ours' best run too (the
- * machine is shared: the best shows the code, the median the conditions). Results feed a volatile sink so
- * the compiler cannot drop the work. Output: a table, then one
- * "BENCH name=... ours_ns=... peer_ns=... ratio=..." line per row.
+ * machine is shared: the best shows the code, the median the conditions).
+ * Results feed a volatile sink so the compiler cannot drop the work.
+ * Output: a table, then one "BENCH name=... ours_ns=... peer_ns=...
+ * ratio=..." line per row.
  */
 #include <stdint.h>
 #include <stdio.h>
