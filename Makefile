@@ -71,6 +71,7 @@ NUDGE_SRCS := \
 	src/mo.c \
 	src/api_message.c \
 	src/callback.c \
+	src/optout.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c

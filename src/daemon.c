@@ -44,6 +44,8 @@ static struct event *signal_events[3];
 static struct event *shutdown_poll_event;
 static uint64_t shutdown_deadline_us;
 static char *pid_file_path;
+static struct config **retired_configs;
+static size_t retired_config_count;
 static int exit_status;
 
 void
@@ -311,7 +313,15 @@ daemon_reload(void)
 			log_warnx(0, "daemon", "reload-partial", "hook=%zu",
 			    i);
 	gateway->config = fresh;
-	config_free(old);
+	/*
+	 * Links, accounts and the outbox keep pointers into the configuration
+	 * they started with; the old one lives until exit.
+	 */
+	retired_configs = reallocarray(retired_configs,
+	    retired_config_count + 1, sizeof(*retired_configs));
+	if (retired_configs == NULL)
+		fatal("daemon", "out-of-memory", NULL);
+	retired_configs[retired_config_count++] = old;
 	log_info(0, "daemon", "reloaded", "path=%s", fresh->path);
 }
 
@@ -372,6 +382,7 @@ daemon_start(struct config *config, int foreground)
 	outbox_init(gateway->base, config);
 	daemon_on_shutdown(outbox_shutdown_begin, outbox_shutdown_done, NULL);
 	api_message_init();
+	optout_init();
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
 	http_route("GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz,
@@ -412,6 +423,10 @@ daemon_run(void)
 	gateway->base = NULL;
 	config_free(gateway->config);
 	gateway->config = NULL;
+	while (retired_config_count > 0)
+		config_free(retired_configs[--retired_config_count]);
+	free(retired_configs);
+	retired_configs = NULL;
 	metrics_reset();
 	return exit_status;
 }

@@ -306,6 +306,8 @@ enum store_db {
 	STORE_DB_RECEIPTS,	/* sequence -> receipt_record: the receipt log */
 	STORE_DB_MO_PARTS,	/* reassembly key + part -> mo_part_record */
 	STORE_DB_MO,		/* sequence -> mo_record: the MO log */
+	STORE_DB_OPTOUT,	/* E.164 number -> optout_record */
+	STORE_DB_ESME_QUEUE,	/* account NUL sequence -> queued deliver_sm */
 	STORE_DB_COUNT
 };
 
@@ -314,6 +316,7 @@ enum store_sequence {
 	STORE_SEQUENCE_MESSAGE,
 	STORE_SEQUENCE_RECEIPT,
 	STORE_SEQUENCE_MO,
+	STORE_SEQUENCE_ESME_QUEUE,
 	STORE_SEQUENCE_COUNT
 };
 
@@ -405,6 +408,7 @@ enum timer_kind {
 	TIMER_KIND_RECEIPT_HOLD,	/* held receipt key: give up matching */
 	TIMER_KIND_MO_REASSEMBLY,	/* reassembly key: parts still missing */
 	TIMER_KIND_CALLBACK,		/* message id + attempt: POST its status */
+	TIMER_KIND_ESME_DELIVER,	/* server.c: retry or expire a deliver_sm */
 	TIMER_KIND_COUNT
 };
 
@@ -569,6 +573,8 @@ enum outbox_reason {
 	OUTBOX_REASON_RECEIPT,
 	OUTBOX_REASON_NOT_SENT,		/* the link went away before sending */
 	OUTBOX_REASON_SIBLING_REJECTED,	/* another part was refused */
+	OUTBOX_REASON_CANCELLED,	/* cancel_sm before it was sent */
+	OUTBOX_REASON_NOT_ENCODABLE,	/* the link can never send it */
 	OUTBOX_REASON_COUNT
 };
 
@@ -590,6 +596,8 @@ struct outbox_history_entry {
 	uint8_t		 unused;
 };
 
+#define OUTBOX_MESSAGE_FIXED_ROUTE 0x01	/* only over the link named in link */
+
 /* STORE_DB_MESSAGES value; the UTF-8 text and the callback URL follow. */
 struct outbox_message_record {
 	uint8_t		 version;
@@ -598,7 +606,8 @@ struct outbox_message_record {
 	uint8_t		 data_coding;
 	uint8_t		 part_count;
 	uint8_t		 history_count;
-	uint8_t		 unused[2];
+	uint8_t		 flags;		/* OUTBOX_MESSAGE_* */
+	uint8_t		 unused;
 	uint8_t		 part_states[OUTBOX_STATE_COUNT]; /* parts per state */
 	uint8_t		 unused2[6];
 	uint64_t	 created_us;
@@ -615,12 +624,22 @@ struct outbox_message_record {
 };
 
 /* STORE_DB_PARTS value; the short_message octets, then TLV octets follow. */
+#define OUTBOX_PART_EXPLICIT_ADDRESSING 0x01 /* TON/NPI below, not the link's */
+
 struct outbox_part_record {
 	uint8_t		 version;
 	uint8_t		 state;		/* enum outbox_state */
 	uint8_t		 esm_class;
 	uint8_t		 data_coding;
 	uint8_t		 receipt_state;	/* enum smpp_message_state */
+	uint8_t		 registered_delivery;	/* what the producer asked */
+	uint8_t		 flags;		/* OUTBOX_PART_* */
+	uint8_t		 protocol_id;
+	uint8_t		 priority_flag;
+	uint8_t		 source_addr_ton;
+	uint8_t		 source_addr_npi;
+	uint8_t		 dest_addr_ton;
+	uint8_t		 dest_addr_npi;
 	uint8_t		 unused[3];
 	uint16_t	 short_message_length;
 	uint16_t	 tlv_length;
@@ -652,7 +671,49 @@ struct outbox_accepted {
 	uint8_t		 data_coding;
 };
 
+/* One submit_sm from an ESME: one message of one part, kept as given. */
+struct outbox_part_request {
+	const char	*to;
+	uint8_t		 dest_addr_ton;
+	uint8_t		 dest_addr_npi;
+	const char	*from;
+	uint8_t		 source_addr_ton;
+	uint8_t		 source_addr_npi;
+	uint8_t		 esm_class;
+	uint8_t		 data_coding;
+	uint8_t		 protocol_id;
+	uint8_t		 priority_flag;
+	uint8_t		 registered_delivery;
+	const uint8_t	*short_message;
+	size_t		 short_message_length;
+	const uint8_t	*tlv_bytes;	/* sar_*, message_payload: re-sent */
+	size_t		 tlv_length;
+	enum outbox_class message_class;
+	uint64_t	 validity_us;	/* 0: the configured default */
+	const char	*origin;	/* "esme:SYSTEM_ID" */
+	const char	*link;		/* NULL or "": route by destination */
+};
+
+/* Told of every part that got a receipt or reached a final state. */
+typedef void (*outbox_observer_fn)(void *arg, uint64_t id,
+		    const struct outbox_message_record *message,
+		    unsigned int part, const struct outbox_part_record *record);
+
 void		 outbox_init(struct event_base *base, const struct config *config);
+/*
+ * Stores an ESME's submit in the current turn's transaction; returns
+ * SMPP_ESME_ROK and the id, or the SMPP status to answer with. Answer only
+ * from store_after_commit().
+ */
+uint32_t	 outbox_submit_part(const struct outbox_part_request *request,
+		    uint64_t *id);
+/* cancel_sm: parts not yet sent end REJECTED (cancelled); SMPP status. */
+uint32_t	 outbox_cancel(uint64_t id, const char *origin);
+/* replace_sm: new octets for a message still wholly QUEUED; SMPP status. */
+uint32_t	 outbox_replace(uint64_t id, const char *origin,
+		    const uint8_t *short_message, size_t length,
+		    uint8_t registered_delivery);
+void		 outbox_add_observer(outbox_observer_fn fn, void *arg);
 /* Frees the links and what the outbox holds in memory (after the loop). */
 void		 outbox_free(void);
 /* Shutdown hooks: stop sending and unbind; done when links are idle. */
@@ -783,6 +844,39 @@ uint32_t	 mo_handle(struct link *link, const struct smpp_pdu *pdu);
 
 /* POST /v1/messages (single and batch), GET /v1/messages/{id}. */
 void		 api_message_init(void);
+
+/* ===== optout.c ===== */
+
+/*
+ * The opt-out list: numbers that must get no marketing SMS, from any
+ * producer (flows, HTTP, relayed ESME traffic). The compliance work builds
+ * consent on top; the lookup is one function so that it can later be backed
+ * by a replicated store without touching its callers.
+ */
+struct optout_record {
+	uint8_t		 version;
+	uint8_t		 unused[7];
+	uint64_t	 time_us;
+	char		 source[32];	/* "api", "keyword", "import", ... */
+};
+
+void		 optout_init(void);
+/* 1 if number (E.164, "+" optional) opted out of marketing. */
+int		 optout_is_opted_out(const char *number);
+enum store_result optout_set(const char *number, const char *source);
+enum store_result optout_clear(const char *number);
+
+/* ===== server.c ===== */
+
+/*
+ * The SMPP server side: ESMEs (aggregators, Kannel) bind to nudged, submit
+ * traffic that goes through the outbox, and receive receipts and MO as
+ * deliver_sm, queued durably per account while no receiver is bound.
+ */
+void		 server_init(struct event_base *base, const struct config *config);
+void		 server_shutdown_begin(void *arg);
+int		 server_shutdown_done(void *arg);
+void		 server_free(void);
 
 /* ===== daemon.c ===== */
 

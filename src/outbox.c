@@ -57,6 +57,13 @@ struct outbox_send {
 	char			 validity[24];	/* 16 used */
 	uint8_t			 esm_class;
 	uint8_t			 data_coding;
+	uint8_t			 flags;		/* OUTBOX_PART_* */
+	uint8_t			 protocol_id;
+	uint8_t			 priority_flag;
+	uint8_t			 source_addr_ton;
+	uint8_t			 source_addr_npi;
+	uint8_t			 dest_addr_ton;
+	uint8_t			 dest_addr_npi;
 	size_t			 short_message_length;
 	size_t			 tlv_length;
 	uint8_t			 bytes[];	/* short_message, then TLVs */
@@ -75,11 +82,19 @@ static struct outbox_pending **pending_table;
 static size_t pending_buckets, pending_count;
 static size_t reserved[OUTBOX_MAX_LINKS];
 static struct outbox_batch *current_batch;
+struct outbox_observer {
+	outbox_observer_fn	 fn;
+	void			*arg;
+};
+
+static struct outbox_observer *observers;
+static size_t observer_count;
 static int scheduling, stopping;
 static struct event *status_event;
 static size_t queue_depth;
 static struct metric *metric_accepted, *metric_final[OUTBOX_STATE_COUNT];
 static struct metric *metric_requeued, *metric_queue_depth;
+static struct metric *metric_optout_refused;
 
 static const char *const state_names[OUTBOX_STATE_COUNT] = {
 	[OUTBOX_STATE_NONE] = "NONE",
@@ -108,6 +123,8 @@ static const char *const reason_names[OUTBOX_REASON_COUNT] = {
 	[OUTBOX_REASON_RECEIPT] = "receipt",
 	[OUTBOX_REASON_NOT_SENT] = "not-sent",
 	[OUTBOX_REASON_SIBLING_REJECTED] = "sibling-rejected",
+	[OUTBOX_REASON_CANCELLED] = "cancelled",
+	[OUTBOX_REASON_NOT_ENCODABLE] = "not-encodable",
 };
 
 /* Final states: nothing more will happen to a part in one of them. */
@@ -127,6 +144,10 @@ static const enum outbox_state final_precedence[] = {
 };
 
 static void outbox_schedule(void);
+static void outbox_pending_settle(struct outbox_pending *);
+static void outbox_end_waiting_parts(struct outbox_pending *,
+    struct outbox_message_record *, enum outbox_state, enum outbox_reason,
+    uint64_t);
 
 const char *
 outbox_strstate(enum outbox_state state)
@@ -177,6 +198,29 @@ outbox_get_id(const uint8_t *key)
 	for (i = 0; i < 8; i++)
 		id = id << 8 | key[i];
 	return id;
+}
+
+void
+outbox_add_observer(outbox_observer_fn fn, void *arg)
+{
+	observers = reallocarray(observers, observer_count + 1,
+	    sizeof(*observers));
+	if (observers == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	observers[observer_count].fn = fn;
+	observers[observer_count].arg = arg;
+	observer_count++;
+}
+
+/* Tells observers about a part; they run inside the turn that changed it. */
+static void
+outbox_notify(uint64_t id, const struct outbox_message_record *message,
+    unsigned int part, const struct outbox_part_record *record)
+{
+	size_t i;
+
+	for (i = 0; i < observer_count; i++)
+		observers[i].fn(observers[i].arg, id, message, part, record);
 }
 
 void
@@ -390,6 +434,32 @@ outbox_route_for(const char *number)
 	return route;
 }
 
+/* The route that is one named link only (an account's fixed route). */
+static struct outbox_route *
+outbox_route_for_link(const char *name)
+{
+	struct outbox_route *route;
+	struct link *link = link_find(name);
+	uint64_t mask;
+	size_t i;
+
+	if (link == NULL)
+		return NULL;
+	mask = UINT64_C(1) << outbox_link_index(link);
+	for (i = 0; i < route_count; i++)
+		if (routes[i]->link_mask == mask)
+			return routes[i];
+	if (route_count == sizeof(routes) / sizeof(routes[0]))
+		fatalx("outbox", "too-many-routes", NULL);
+	if ((route = calloc(1, sizeof(*route))) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	route->link_mask = mask;
+	TAILQ_INIT(&route->queue);
+	route->links[route->link_count++] = link;
+	routes[route_count++] = route;
+	return route;
+}
+
 /* ---- records ------------------------------------------------------------ */
 
 /* Loads a message; text (may be NULL) gets its UTF-8 text. */
@@ -591,18 +661,23 @@ outbox_part_transition(uint64_t id, struct outbox_message_record *message,
     uint64_t now_us)
 {
 	enum outbox_state before = (enum outbox_state)message->state, after;
+	int notify;
 
 	if (part_record->state < OUTBOX_STATE_COUNT &&
 	    message->part_states[part_record->state] > 0)
 		message->part_states[part_record->state]--;
 	part_record->state = (uint8_t)state;
 	message->part_states[state]++;
+	notify = state_is_final[state] && reason != OUTBOX_REASON_RECEIPT;
 	outbox_history_add(message, now_us, state, part, reason, status);
 	after = outbox_message_state(message);
 	message->state = (uint8_t)after;
 	message->updated_us = now_us;
 	if (after != before && message->part_count > 1)
 		outbox_history_add(message, now_us, after, 0, reason, status);
+	/* Receipts notify from outbox_apply_receipt(), with the error set. */
+	if (notify)
+		outbox_notify(id, message, part, part_record);
 	if (after != before && state_is_final[after]) {
 		metrics_add(metric_final[after], 1);
 		if (message->callback_length > 0)
@@ -688,21 +763,19 @@ outbox_sar_tlvs(const struct smpp_split_part *part, uint8_t *out,
 	return used;
 }
 
-/* Writes one part record with its octets; the part starts QUEUED. */
+/* Writes one part record (from a template) with its octets; QUEUED. */
 static enum store_result
-outbox_store_part(uint64_t id, unsigned int number, const uint8_t *octets,
-    size_t octets_length, const uint8_t *tlvs, size_t tlv_length,
-    uint8_t esm_class, uint8_t data_coding)
+outbox_store_part(uint64_t id, unsigned int number,
+    const struct outbox_part_record *template, const uint8_t *octets,
+    size_t octets_length, const uint8_t *tlvs, size_t tlv_length)
 {
 	uint8_t key[OUTBOX_PART_KEY_LENGTH], *buffer;
 	struct outbox_part_record record;
 	enum store_result result;
 
-	memset(&record, 0, sizeof(record));
+	record = *template;
 	record.version = OUTBOX_RECORD_VERSION;
 	record.state = OUTBOX_QUEUED;
-	record.esm_class = esm_class;
-	record.data_coding = data_coding;
 	record.short_message_length = (uint16_t)octets_length;
 	record.tlv_length = (uint16_t)tlv_length;
 	buffer = malloc(sizeof(record) + octets_length + tlv_length);
@@ -730,6 +803,7 @@ outbox_submit(const struct outbox_request *request,
 	struct smpp_split_options options;
 	struct smpp_split split;
 	struct outbox_message_record message;
+	struct outbox_part_record template;
 	struct outbox_route *route;
 	struct outbox_pending *pending;
 	uint8_t key[OUTBOX_KEY_LENGTH], tlvs[32], *octets = NULL;
@@ -775,6 +849,13 @@ outbox_submit(const struct outbox_request *request,
 	if ((route = outbox_route_for(to)) == NULL) {
 		*field = "to";
 		snprintf(reason, reason_size, "no link serves this number");
+		return -1;
+	}
+	if (request->message_class == OUTBOX_CLASS_MARKETING &&
+	    optout_is_opted_out(to)) {
+		metrics_add(metric_optout_refused, 1);
+		*field = "to";
+		snprintf(reason, reason_size, "opted out of marketing SMS");
 		return -1;
 	}
 
@@ -846,14 +927,18 @@ outbox_submit(const struct outbox_request *request,
 	    record, sizeof(message) + request->text_length + callback_length,
 	    STORE_PUT_APPEND) != STORE_OK)
 		goto store_failed;
+	memset(&template, 0, sizeof(template));
+	template.data_coding = (uint8_t)split.coding;
+	template.registered_delivery = 1;
 	for (i = 0; i < split.count; i++) {
 		tlv_length = 0;
 		if (options.concat == SMPP_CONCAT_SAR && split.count > 1)
 			tlv_length = outbox_sar_tlvs(&parts[i], tlvs,
 			    sizeof(tlvs));
-		if (outbox_store_part(id, (unsigned int)i + 1,
-		    parts[i].short_message, parts[i].length, tlvs, tlv_length,
-		    parts[i].esm_class, (uint8_t)split.coding) != STORE_OK)
+		template.esm_class = parts[i].esm_class;
+		if (outbox_store_part(id, (unsigned int)i + 1, &template,
+		    parts[i].short_message, parts[i].length, tlvs,
+		    tlv_length) != STORE_OK)
 			goto store_failed;
 	}
 	if (store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
@@ -885,6 +970,232 @@ fail:
 	free(octets);
 	free(record);
 	return -1;
+}
+
+/* An ESME's destination: 1 to 20 digits, "+" allowed in front. */
+static int
+outbox_valid_esme_destination(const char *to)
+{
+	const char *p = to[0] == '+' ? to + 1 : to;
+	size_t length = strlen(p), i;
+
+	if (length < 1 || length > 20)
+		return 0;
+	for (i = 0; i < length; i++)
+		if (!isdigit((unsigned char)p[i]))
+			return 0;
+	return 1;
+}
+
+/* The text of an ESME's part for display: UDH skipped, decoded to UTF-8. */
+static size_t
+outbox_display_text(const struct outbox_part_request *request, char *out,
+    size_t capacity)
+{
+	const uint8_t *octets = request->short_message;
+	size_t length = request->short_message_length, written = 0;
+	enum smpp_data_coding alphabet;
+
+	if ((request->esm_class & SMPP_ESM_CLASS_UDHI) && length > 0) {
+		if ((size_t)octets[0] + 1 > length)
+			return 0;
+		length -= (size_t)octets[0] + 1;
+		octets += (size_t)octets[0] + 1;
+	}
+	alphabet = smpp_charset_alphabet(request->data_coding);
+	if (alphabet == SMPP_CODING_BINARY ||
+	    alphabet == SMPP_CODING_BINARY_8BIT)
+		return (size_t)snprintf(out, capacity, "(%zu octets of binary)",
+		    length);
+	if (smpp_charset_decode(alphabet, octets, length, out, capacity - 1,
+	    &written) != SMPP_CHARSET_OK)
+		written = 0;
+	out[written] = '\0';
+	return written;
+}
+
+uint32_t
+outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
+{
+	struct outbox_message_record message;
+	struct outbox_part_record template;
+	struct outbox_route *route;
+	struct outbox_pending *pending;
+	uint8_t key[OUTBOX_KEY_LENGTH], *record = NULL;
+	const char *digits;
+	char text[SMPP_MAX_SHORT_MESSAGE_LENGTH * 4 + 64];
+	size_t text_length;
+	uint64_t id, now_us = clock_now_us();
+
+	if (request->to == NULL || !outbox_valid_esme_destination(request->to))
+		return SMPP_ESME_RINVDSTADR;
+	if (request->from != NULL &&
+	    strlen(request->from) >= OUTBOX_ADDRESS_SIZE)
+		return SMPP_ESME_RINVSRCADR;
+	digits = request->to[0] == '+' ? request->to + 1 : request->to;
+	route = request->link != NULL && request->link[0] != '\0' ?
+	    outbox_route_for_link(request->link) : outbox_route_for(digits);
+	if (route == NULL)
+		return SMPP_ESME_RINVDSTADR;
+	/* Documented: marketing to an opted-out number gets ESME_RX_R_APPN. */
+	if (request->message_class == OUTBOX_CLASS_MARKETING &&
+	    optout_is_opted_out(digits)) {
+		metrics_add(metric_optout_refused, 1);
+		return SMPP_ESME_RX_R_APPN;
+	}
+	id = store_sequence_next(gateway->store, STORE_SEQUENCE_MESSAGE);
+	if (id == 0)
+		return SMPP_ESME_RSYSERR;
+	text_length = outbox_display_text(request, text, sizeof(text));
+
+	memset(&message, 0, sizeof(message));
+	message.version = OUTBOX_RECORD_VERSION;
+	message.state = OUTBOX_QUEUED;
+	message.message_class = (uint8_t)request->message_class;
+	message.data_coding = request->data_coding;
+	message.part_count = 1;
+	message.part_states[OUTBOX_QUEUED] = 1;
+	message.created_us = message.updated_us = now_us;
+	message.expires_us = now_us + (request->validity_us != 0 ?
+	    request->validity_us : outbox_config->outbox_validity_us);
+	snprintf(message.to, sizeof(message.to), "%s", request->to);
+	snprintf(message.from, sizeof(message.from), "%s",
+	    request->from != NULL ? request->from : "");
+	snprintf(message.origin, sizeof(message.origin), "%s",
+	    request->origin != NULL ? request->origin : "");
+	if (request->link != NULL && request->link[0] != '\0') {
+		message.flags |= OUTBOX_MESSAGE_FIXED_ROUTE;
+		snprintf(message.link, sizeof(message.link), "%s",
+		    request->link);
+	}
+	message.text_length = (uint16_t)text_length;
+	outbox_history_add(&message, now_us, OUTBOX_QUEUED, 0,
+	    OUTBOX_REASON_ACCEPTED, 0);
+	if ((record = malloc(sizeof(message) + text_length)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memcpy(record, &message, sizeof(message));
+	memcpy(record + sizeof(message), text, text_length);
+	outbox_put_id(key, id);
+
+	memset(&template, 0, sizeof(template));
+	template.esm_class = request->esm_class;
+	template.data_coding = request->data_coding;
+	template.registered_delivery = request->registered_delivery;
+	template.protocol_id = request->protocol_id;
+	template.priority_flag = request->priority_flag;
+	template.flags = OUTBOX_PART_EXPLICIT_ADDRESSING;
+	template.source_addr_ton = request->source_addr_ton;
+	template.source_addr_npi = request->source_addr_npi;
+	template.dest_addr_ton = request->dest_addr_ton;
+	template.dest_addr_npi = request->dest_addr_npi;
+	if (store_put(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
+	    record, sizeof(message) + text_length, STORE_PUT_APPEND) !=
+	    STORE_OK ||
+	    outbox_store_part(id, 1, &template, request->short_message,
+	    request->short_message_length, request->tlv_bytes,
+	    request->tlv_length) != STORE_OK ||
+	    store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
+	    STORE_PUT_APPEND) != STORE_OK ||
+	    timer_schedule(message.expires_us, TIMER_KIND_OUTBOX_EXPIRY, key,
+	    sizeof(key), NULL) != STORE_OK) {
+		free(record);
+		return SMPP_ESME_RSYSERR;
+	}
+	free(record);
+	pending = outbox_pending_add(id);
+	pending->expires_us = message.expires_us;
+	pending->route = route;
+	pending->part_count = 1;
+	outbox_waiting_set(pending, 1, 1);
+	outbox_enqueue(pending, 0);
+	metrics_add(metric_accepted, 1);
+	*id_out = id;
+	outbox_schedule();
+	return SMPP_ESME_ROK;
+}
+
+/* Reads a message and checks that origin owns it. */
+static uint32_t
+outbox_owned_message(uint64_t id, const char *origin,
+    struct outbox_message_record *message)
+{
+	if (outbox_read_message(id, message, NULL, 0) != STORE_OK)
+		return SMPP_ESME_RINVMSGID;
+	if (origin != NULL && strcmp(message->origin, origin) != 0)
+		return SMPP_ESME_RINVMSGID;
+	return SMPP_ESME_ROK;
+}
+
+uint32_t
+outbox_cancel(uint64_t id, const char *origin)
+{
+	struct outbox_message_record message;
+	struct outbox_pending *pending;
+	uint32_t status;
+
+	if ((status = outbox_owned_message(id, origin, &message)) !=
+	    SMPP_ESME_ROK)
+		return status;
+	pending = outbox_pending_find(id);
+	/* Only what never left can be taken back. */
+	if (pending == NULL || pending->waiting_count != pending->part_count ||
+	    pending->inflight > 0)
+		return SMPP_ESME_RCANCELFAIL;
+	outbox_end_waiting_parts(pending, &message, OUTBOX_REJECTED,
+	    OUTBOX_REASON_CANCELLED, clock_now_us());
+	if (outbox_write_message(id, &message) != STORE_OK)
+		return SMPP_ESME_RSYSERR;
+	log_info(id, "outbox", "cancelled", "origin=%s", message.origin);
+	outbox_pending_settle(pending);
+	return SMPP_ESME_ROK;
+}
+
+uint32_t
+outbox_replace(uint64_t id, const char *origin, const uint8_t *short_message,
+    size_t length, uint8_t registered_delivery)
+{
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	struct outbox_pending *pending;
+	uint8_t key[OUTBOX_PART_KEY_LENGTH], *buffer;
+	const void *value;
+	size_t value_length;
+	uint32_t status;
+
+	if ((status = outbox_owned_message(id, origin, &message)) !=
+	    SMPP_ESME_ROK)
+		return status;
+	pending = outbox_pending_find(id);
+	if (pending == NULL || message.part_count != 1 ||
+	    pending->waiting_count != 1 || pending->inflight > 0 ||
+	    length > SMPP_MAX_SHORT_MESSAGE_LENGTH)
+		return SMPP_ESME_RREPLACEFAIL;
+	outbox_key(id, 1, key);
+	if (store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key), &value,
+	    &value_length) != STORE_OK || value_length < sizeof(part))
+		return SMPP_ESME_RSYSERR;
+	memcpy(&part, value, sizeof(part));
+	if (sizeof(part) + part.short_message_length + part.tlv_length >
+	    value_length)
+		return SMPP_ESME_RSYSERR;
+	if ((buffer = malloc(sizeof(part) + length + part.tlv_length)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	/* The TLVs stay; only the short_message octets change. */
+	memcpy(buffer + sizeof(part) + length, (const uint8_t *)value +
+	    sizeof(part) + part.short_message_length, part.tlv_length);
+	part.short_message_length = (uint16_t)length;
+	part.registered_delivery = registered_delivery;
+	memcpy(buffer, &part, sizeof(part));
+	memcpy(buffer + sizeof(part), short_message, length);
+	if (store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key), buffer,
+	    sizeof(part) + length + part.tlv_length, 0) != STORE_OK) {
+		free(buffer);
+		return SMPP_ESME_RSYSERR;
+	}
+	free(buffer);
+	log_info(id, "outbox", "replaced", "origin=%s length=%zu",
+	    message.origin, length);
+	return SMPP_ESME_ROK;
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -934,6 +1245,33 @@ outbox_unsend(struct outbox_pending *pending, const struct outbox_send *send)
 	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
 }
 
+/* A part the link can never encode (too long, bad field): it fails now. */
+static void
+outbox_unsendable(struct outbox_pending *pending,
+    const struct outbox_send *send)
+{
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	uint8_t key[OUTBOX_PART_KEY_LENGTH];
+
+	log_warnx(send->id, "outbox", "not-encodable", "link=%s part=%u",
+	    link_name(send->link), send->part);
+	pending->inflight--;
+	if (outbox_read_message(send->id, &message, NULL, 0) == STORE_OK &&
+	    outbox_read_part(send->id, send->part, &part) == STORE_OK) {
+		outbox_part_transition(send->id, &message, &part, send->part,
+		    OUTBOX_FAILED, OUTBOX_REASON_NOT_ENCODABLE, 0,
+		    clock_now_us());
+		outbox_end_waiting_parts(pending, &message, OUTBOX_FAILED,
+		    OUTBOX_REASON_SIBLING_REJECTED, clock_now_us());
+		outbox_write_part(send->id, send->part, &part);
+		outbox_write_message(send->id, &message);
+	}
+	outbox_key(send->id, send->part, key);
+	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
+	outbox_pending_settle(pending);
+}
+
 /* Sends a committed batch: every part in it is durably SUBMITTING now. */
 static void
 outbox_send_batch(void *arg, enum store_result result)
@@ -966,8 +1304,20 @@ outbox_send_batch(void *arg, enum store_result result)
 		submit.source_addr = send->from[0] != '\0' ? send->from : NULL;
 		submit.destination_addr = send->to[0] == '+' ? send->to + 1 :
 		    send->to;
-		submit.dest_addr_ton = (uint8_t)link_config(send->link)->dest_ton;
-		submit.dest_addr_npi = (uint8_t)link_config(send->link)->dest_npi;
+		if (send->flags & OUTBOX_PART_EXPLICIT_ADDRESSING) {
+			/* An ESME's own addressing goes on as it was given. */
+			submit.source_addr_ton = send->source_addr_ton;
+			submit.source_addr_npi = send->source_addr_npi;
+			submit.dest_addr_ton = send->dest_addr_ton;
+			submit.dest_addr_npi = send->dest_addr_npi;
+		} else {
+			submit.dest_addr_ton =
+			    (uint8_t)link_config(send->link)->dest_ton;
+			submit.dest_addr_npi =
+			    (uint8_t)link_config(send->link)->dest_npi;
+		}
+		submit.protocol_id = send->protocol_id;
+		submit.priority_flag = send->priority_flag;
 		submit.esm_class = send->esm_class;
 		submit.data_coding = send->data_coding;
 		submit.registered_delivery = 1;
@@ -983,8 +1333,16 @@ outbox_send_batch(void *arg, enum store_result result)
 		submit.tlvs = tlvs;
 		submit.tlv_count = tlv_count;
 		cookie = send->id << 8 | send->part;
-		if (link_submit(send->link, &submit, cookie) == -1)
+		switch (link_submit(send->link, &submit, cookie)) {
+		case 0:
+			break;
+		case -1:
 			outbox_unsend(pending, send);
+			break;
+		default:
+			outbox_unsendable(pending, send);
+			break;
+		}
 		free(send);
 	}
 	free(batch->sends);
@@ -1046,6 +1404,13 @@ outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
 	send->part = number;
 	send->esm_class = part.esm_class;
 	send->data_coding = part.data_coding;
+	send->flags = part.flags;
+	send->protocol_id = part.protocol_id;
+	send->priority_flag = part.priority_flag;
+	send->source_addr_ton = part.source_addr_ton;
+	send->source_addr_npi = part.source_addr_npi;
+	send->dest_addr_ton = part.dest_addr_ton;
+	send->dest_addr_npi = part.dest_addr_npi;
 	send->short_message_length = part.short_message_length;
 	send->tlv_length = part.tlv_length;
 	snprintf(send->to, sizeof(send->to), "%s", message.to);
@@ -1385,6 +1750,7 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 		    OUTBOX_REASON_RECEIPT, error_code);
 	outbox_write_part(id, number, &part);
 	outbox_write_message(id, &message);
+	outbox_notify(id, &message, number, &part);
 }
 
 /* ---- start-up and stop ------------------------------------------------- */
@@ -1472,7 +1838,10 @@ outbox_recover(void)
 		pending = outbox_pending_add(id);
 		pending->expires_us = message.expires_us;
 		pending->part_count = message.part_count;
-		pending->route = outbox_route_for(message.to);
+		pending->route = (message.flags & OUTBOX_MESSAGE_FIXED_ROUTE) ?
+		    outbox_route_for_link(message.link) :
+		    outbox_route_for(message.to[0] == '+' ? message.to + 1 :
+		    message.to);
 		for (number = 1; number <= message.part_count; number++) {
 			outbox_key(id, number, part_key);
 			if (outbox_read_part(id, number, &part) == STORE_OK &&
@@ -1532,6 +1901,9 @@ outbox_init(struct event_base *base, const struct config *config)
 	    "Parts put back in the queue after a temporary refusal.");
 	metric_queue_depth = metrics_gauge("nudge_outbox_queue_depth", NULL,
 	    "Messages with parts waiting to be sent.");
+	metric_optout_refused = metrics_counter(
+	    "nudge_outbox_optout_refused_total", NULL,
+	    "Marketing messages refused because the number opted out.");
 	for (i = OUTBOX_DELIVERED; i < OUTBOX_STATE_COUNT; i++) {
 		snprintf(labels, sizeof(labels), "state=\"%s\"",
 		    state_names[i]);

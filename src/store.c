@@ -45,6 +45,8 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_RECEIPTS] = "receipts",
     [STORE_DB_MO_PARTS] = "mo-parts",
     [STORE_DB_MO] = "mo",
+    [STORE_DB_OPTOUT] = "optout",
+    [STORE_DB_ESME_QUEUE] = "esme-queue",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */
@@ -53,6 +55,7 @@ static const char *const sequence_keys[STORE_SEQUENCE_COUNT] = {
     [STORE_SEQUENCE_MESSAGE] = "sequence/message",
     [STORE_SEQUENCE_RECEIPT] = "sequence/receipt",
     [STORE_SEQUENCE_MO] = "sequence/mo",
+    [STORE_SEQUENCE_ESME_QUEUE] = "sequence/esme-queue",
 };
 
 static const char schema_key[] = "schema-version";
