@@ -36,14 +36,8 @@ static void
 callback_schedule(uint64_t id, unsigned int attempt, uint64_t due_us)
 {
 	uint8_t payload[9];
-	uint64_t value = id;
-	int i;
 
-	for (i = 7; i >= 0; i--) {
-		payload[i] = (uint8_t)value;
-		value >>= 8;
-	}
-	payload[8] = (uint8_t)attempt;
+	outbox_key(id, attempt, payload);
 	timer_schedule(due_us, TIMER_KIND_CALLBACK, payload, sizeof(payload),
 	    NULL);
 }
@@ -115,13 +109,12 @@ callback_fire(void *arg, uint64_t timer_id, const void *payload,
 	const uint8_t *bytes = payload;
 	char *url = NULL, *body = NULL;
 	const char *host, *path;
-	uint64_t id = 0;
-	int i, port;
+	uint64_t id;
+	int port;
 
 	if (payload_length != 9)
 		return;
-	for (i = 0; i < 8; i++)
-		id = id << 8 | bytes[i];
+	id = store_decode_u64(bytes);
 	if ((url = malloc(CALLBACK_URL_MAX)) == NULL)
 		fatal("callback", "out-of-memory", NULL);
 	if (outbox_read_message(id, &message, NULL, 0) != STORE_OK ||

@@ -93,9 +93,8 @@ mo_store(const char *link, const char *from, const char *to,
 {
 	struct mo_record record;
 	uint8_t key[8], *value;
-	uint64_t sequence, id;
+	uint64_t id;
 	char masked[LOG_MASKED_NUMBER_SIZE];
-	int i;
 
 	memset(&record, 0, sizeof(record));
 	record.version = OUTBOX_RECORD_VERSION;
@@ -107,13 +106,9 @@ mo_store(const char *link, const char *from, const char *to,
 	snprintf(record.link, sizeof(record.link), "%s", link);
 	snprintf(record.from, sizeof(record.from), "%s", from);
 	snprintf(record.to, sizeof(record.to), "%s", to);
-	id = sequence = store_sequence_next(gateway->store, STORE_SEQUENCE_MO);
-	if (sequence == 0)
+	if ((id = store_sequence_next(gateway->store, STORE_SEQUENCE_MO)) == 0)
 		return;
-	for (i = 7; i >= 0; i--) {
-		key[i] = (uint8_t)sequence;
-		sequence >>= 8;
-	}
+	store_encode_u64(key, id);
 	if ((value = malloc(sizeof(record) + text_length)) == NULL)
 		fatal("mo", "out-of-memory", NULL);
 	memcpy(value, &record, sizeof(record));

@@ -367,6 +367,9 @@ enum store_result store_cursor_next(struct store_cursor *cursor,
 		    const void **found_key, size_t *found_key_length,
 		    const void **value, size_t *value_length);
 void		 store_cursor_close(struct store_cursor *cursor);
+/* Big-endian 8-byte keys sort in numeric order: ids, sequences, times. */
+void		 store_encode_u64(uint8_t out[8], uint64_t value);
+uint64_t	 store_decode_u64(const uint8_t in[8]);
 /* For /healthz and /metrics. */
 struct store_stats {
 	size_t		 map_size;
@@ -877,6 +880,38 @@ void		 server_init(struct event_base *base, const struct config *config);
 void		 server_shutdown_begin(void *arg);
 int		 server_shutdown_done(void *arg);
 void		 server_free(void);
+/* Sessions open now (bound or not), for stats and tests. */
+size_t		 server_session_count(void);
+/*
+ * Between server.c (sessions) and server_deliver.c (the per-account queue
+ * of deliver_sm), not for other modules. Accounts are named by their index
+ * in config->accounts; cookie is the queue sequence of an item.
+ *
+ * Sends one encoded deliver_sm (its sequence number is patched in) on a
+ * receiver of the account with window room: 0 if sent, -1 if none has room.
+ */
+int		 server_send_deliver(size_t account, uint8_t *pdu, size_t length,
+		    uint64_t cookie);
+void		 server_deliver_init(struct event_base *base,
+		    const struct config *config);
+void		 server_deliver_free(void);
+/* A receiver bound or got window room: send what is due. */
+void		 server_deliver_ready(size_t account);
+/* deliver_sm_resp (or a generic_nack answering it) arrived. */
+void		 server_deliver_answered(size_t account, uint64_t cookie,
+		    uint32_t status);
+/* No answer will come: timed_out (retry later) or the session closed. */
+void		 server_deliver_unanswered(size_t account, uint64_t cookie,
+		    int timed_out);
+/* Items kept for an account (sent and unanswered ones included). */
+size_t		 server_deliver_queue_depth(size_t account);
+/* The SMPP message_state (enum smpp_message_state) an ESME is told. */
+int		 server_deliver_message_state(enum outbox_state state,
+		    enum outbox_reason reason);
+/* Why a message (part 0) or a part last changed, from its history. */
+enum outbox_reason server_deliver_last_reason(
+		    const struct outbox_message_record *message,
+		    unsigned int part);
 
 /* ===== daemon.c ===== */
 

@@ -178,28 +178,6 @@ outbox_queue_depth(void)
 	return queue_depth;
 }
 
-static void
-outbox_put_id(uint8_t *key, uint64_t id)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		key[i] = (uint8_t)id;
-		id >>= 8;
-	}
-}
-
-static uint64_t
-outbox_get_id(const uint8_t *key)
-{
-	uint64_t id = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		id = id << 8 | key[i];
-	return id;
-}
-
 void
 outbox_add_observer(outbox_observer_fn fn, void *arg)
 {
@@ -226,7 +204,7 @@ outbox_notify(uint64_t id, const struct outbox_message_record *message,
 void
 outbox_key(uint64_t id, unsigned int part, uint8_t key[9])
 {
-	outbox_put_id(key, id);
+	store_encode_u64(key, id);
 	key[8] = (uint8_t)part;
 }
 
@@ -472,7 +450,7 @@ outbox_read_message(uint64_t id, struct outbox_message_record *message,
 	size_t length, text_length;
 	enum store_result result;
 
-	outbox_put_id(key, id);
+	store_encode_u64(key, id);
 	result = store_get(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
 	    &value, &length);
 	if (result != STORE_OK)
@@ -506,7 +484,7 @@ outbox_read_callback_url(uint64_t id, char *url, size_t url_size)
 	size_t length, start;
 	enum store_result result;
 
-	outbox_put_id(key, id);
+	store_encode_u64(key, id);
 	result = store_get(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
 	    &value, &length);
 	if (result != STORE_OK)
@@ -537,7 +515,7 @@ outbox_write_message(uint64_t id, const struct outbox_message_record *message)
 	size_t length, tail;
 	enum store_result result;
 
-	outbox_put_id(key, id);
+	store_encode_u64(key, id);
 	result = store_get(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
 	    &value, &length);
 	if (result != STORE_OK)
@@ -922,7 +900,7 @@ outbox_submit(const struct outbox_request *request,
 	if (callback_length > 0)
 		memcpy(record + sizeof(message) + request->text_length,
 		    request->callback_url, callback_length);
-	outbox_put_id(key, id);
+	store_encode_u64(key, id);
 	if (store_put(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
 	    record, sizeof(message) + request->text_length + callback_length,
 	    STORE_PUT_APPEND) != STORE_OK)
@@ -1075,7 +1053,7 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 		fatal("outbox", "out-of-memory", NULL);
 	memcpy(record, &message, sizeof(message));
 	memcpy(record + sizeof(message), text, text_length);
-	outbox_put_id(key, id);
+	store_encode_u64(key, id);
 
 	memset(&template, 0, sizeof(template));
 	template.esm_class = request->esm_class;
@@ -1517,7 +1495,7 @@ outbox_schedule(void)
 				uint8_t key[OUTBOX_KEY_LENGTH];
 
 				outbox_dequeue(pending);
-				outbox_put_id(key, pending->id);
+				store_encode_u64(key, pending->id);
 				store_delete(gateway->store, STORE_DB_QUEUE,
 				    key, sizeof(key));
 			}
@@ -1536,7 +1514,7 @@ outbox_pending_settle(struct outbox_pending *pending)
 
 	if (pending->waiting_count == 0 && pending->queued) {
 		outbox_dequeue(pending);
-		outbox_put_id(key, pending->id);
+		store_encode_u64(key, pending->id);
 		store_delete(gateway->store, STORE_DB_QUEUE, key, sizeof(key));
 	}
 	if (pending->waiting_count == 0 && pending->inflight == 0)
@@ -1587,7 +1565,7 @@ outbox_expiry_timer(void *arg, uint64_t timer_id, const void *payload,
 {
 	if (payload_length != OUTBOX_KEY_LENGTH)
 		return;
-	outbox_expire_message(outbox_get_id(payload), clock_now_us());
+	outbox_expire_message(store_decode_u64(payload), clock_now_us());
 }
 
 /* ---- what links report ------------------------------------------------- */
@@ -1652,7 +1630,7 @@ outbox_on_response(void *arg, struct link *link, uint64_t cookie,
 		outbox_part_transition(id, &message, &part, number,
 		    OUTBOX_QUEUED, OUTBOX_REASON_THROTTLED, status, now_us);
 		outbox_waiting_set(pending, number, 1);
-		outbox_put_id(message_key, id);
+		store_encode_u64(message_key, id);
 		store_put(gateway->store, STORE_DB_QUEUE, message_key,
 		    sizeof(message_key), "", 0, 0);
 		outbox_enqueue(pending, 1);
@@ -1755,6 +1733,37 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 
 /* ---- start-up and stop ------------------------------------------------- */
 
+/* Every key of db (of key_length bytes), in a 9-byte-per-key array. */
+static uint8_t (*outbox_collect_keys(enum store_db db, size_t key_length,
+    size_t *count))[OUTBOX_PART_KEY_LENGTH]
+{
+	struct store_cursor *cursor;
+	uint8_t (*keys)[OUTBOX_PART_KEY_LENGTH] = NULL;
+	const void *key, *value;
+	size_t found_length, value_length, capacity = 0;
+	enum store_result result;
+
+	*count = 0;
+	if (store_cursor_open(gateway->store, db, &cursor) != STORE_OK)
+		return NULL;
+	for (result = store_cursor_seek(cursor, NULL, 0, &key, &found_length,
+	    &value, &value_length); result == STORE_OK;
+	    result = store_cursor_next(cursor, &key, &found_length, &value,
+	    &value_length)) {
+		if (found_length != key_length)
+			continue;
+		if (*count == capacity) {
+			capacity = capacity ? capacity * 2 : 256;
+			keys = reallocarray(keys, capacity, sizeof(*keys));
+			if (keys == NULL)
+				fatal("outbox", "out-of-memory", NULL);
+		}
+		memcpy(keys[(*count)++], key, key_length);
+	}
+	store_cursor_close(cursor);
+	return keys;
+}
+
 /*
  * After a crash: parts left SUBMITTING were maybe sent and become UNKNOWN
  * (never resent); messages in the queue index wait again in memory.
@@ -1762,40 +1771,19 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 static void
 outbox_recover(void)
 {
-	struct store_cursor *cursor;
 	struct outbox_message_record message;
 	struct outbox_part_record part;
 	struct outbox_pending *pending;
-	const void *key, *value;
-	size_t key_length, value_length, keys_count = 0, keys_capacity = 0, i;
-	uint8_t (*keys)[OUTBOX_PART_KEY_LENGTH] = NULL, part_key[9];
+	size_t keys_count, i;
+	uint8_t (*keys)[OUTBOX_PART_KEY_LENGTH], part_key[9];
 	uint64_t id, now_us = clock_now_us(), unknown = 0, requeued = 0;
 	unsigned int number;
-	enum store_result result;
 
 	/* Collect first: the writes below would move a live cursor. */
-	if (store_cursor_open(gateway->store, STORE_DB_INFLIGHT, &cursor) ==
-	    STORE_OK) {
-		for (result = store_cursor_seek(cursor, NULL, 0, &key,
-		    &key_length, &value, &value_length); result == STORE_OK;
-		    result = store_cursor_next(cursor, &key, &key_length,
-		    &value, &value_length)) {
-			if (key_length != OUTBOX_PART_KEY_LENGTH)
-				continue;
-			if (keys_count == keys_capacity) {
-				keys_capacity = keys_capacity ?
-				    keys_capacity * 2 : 256;
-				keys = reallocarray(keys, keys_capacity,
-				    sizeof(*keys));
-				if (keys == NULL)
-					fatal("outbox", "out-of-memory", NULL);
-			}
-			memcpy(keys[keys_count++], key, OUTBOX_PART_KEY_LENGTH);
-		}
-		store_cursor_close(cursor);
-	}
+	keys = outbox_collect_keys(STORE_DB_INFLIGHT, OUTBOX_PART_KEY_LENGTH,
+	    &keys_count);
 	for (i = 0; i < keys_count; i++) {
-		id = outbox_get_id(keys[i]);
+		id = store_decode_u64(keys[i]);
 		number = keys[i][8];
 		store_delete(gateway->store, STORE_DB_INFLIGHT, keys[i],
 		    OUTBOX_PART_KEY_LENGTH);
@@ -1810,29 +1798,11 @@ outbox_recover(void)
 		unknown++;
 	}
 
-	keys_count = 0;
-	if (store_cursor_open(gateway->store, STORE_DB_QUEUE, &cursor) ==
-	    STORE_OK) {
-		for (result = store_cursor_seek(cursor, NULL, 0, &key,
-		    &key_length, &value, &value_length); result == STORE_OK;
-		    result = store_cursor_next(cursor, &key, &key_length,
-		    &value, &value_length)) {
-			if (key_length != OUTBOX_KEY_LENGTH)
-				continue;
-			if (keys_count == keys_capacity) {
-				keys_capacity = keys_capacity ?
-				    keys_capacity * 2 : 256;
-				keys = reallocarray(keys, keys_capacity,
-				    sizeof(*keys));
-				if (keys == NULL)
-					fatal("outbox", "out-of-memory", NULL);
-			}
-			memcpy(keys[keys_count++], key, OUTBOX_KEY_LENGTH);
-		}
-		store_cursor_close(cursor);
-	}
+	free(keys);
+	keys = outbox_collect_keys(STORE_DB_QUEUE, OUTBOX_KEY_LENGTH,
+	    &keys_count);
 	for (i = 0; i < keys_count; i++) {
-		id = outbox_get_id(keys[i]);
+		id = store_decode_u64(keys[i]);
 		if (outbox_read_message(id, &message, NULL, 0) != STORE_OK)
 			continue;
 		pending = outbox_pending_add(id);

@@ -54,15 +54,11 @@ receipt_log_append(const struct receipt_record *record)
 {
 	uint8_t key[8];
 	uint64_t sequence;
-	int i;
 
 	sequence = store_sequence_next(gateway->store, STORE_SEQUENCE_RECEIPT);
 	if (sequence == 0)
 		return;
-	for (i = 7; i >= 0; i--) {
-		key[i] = (uint8_t)sequence;
-		sequence >>= 8;
-	}
+	store_encode_u64(key, sequence);
 	store_put(gateway->store, STORE_DB_RECEIPTS, key, sizeof(key), record,
 	    sizeof(*record), STORE_PUT_APPEND);
 }
@@ -121,17 +117,12 @@ receipt_lookup(const uint8_t *key, size_t key_length, uint64_t *message_id,
 {
 	const void *value;
 	size_t length;
-	const uint8_t *bytes;
-	int i;
 
 	if (key_length == 0 || store_get(gateway->store, STORE_DB_SMSC_IDS, key,
 	    key_length, &value, &length) != STORE_OK || length != 9)
 		return 0;
-	bytes = value;
-	*message_id = 0;
-	for (i = 0; i < 8; i++)
-		*message_id = *message_id << 8 | bytes[i];
-	*part = bytes[8];
+	*message_id = store_decode_u64(value);
+	*part = ((const uint8_t *)value)[8];
 	return 1;
 }
 
@@ -237,8 +228,6 @@ receipt_index_part(const char *link_name, const char *smsc_id,
 	uint8_t key[RECEIPT_KEY_MAX], value[9];
 	const void *found;
 	size_t key_length, found_length;
-	uint64_t id = message_id;
-	int i;
 
 	if (link == NULL)
 		return;
@@ -250,11 +239,7 @@ receipt_index_part(const char *link_name, const char *smsc_id,
 		    "link=%s part=%u", link_name, part);
 		return;
 	}
-	for (i = 7; i >= 0; i--) {
-		value[i] = (uint8_t)id;
-		id >>= 8;
-	}
-	value[8] = (uint8_t)part;
+	outbox_key(message_id, part, value);
 	store_put(gateway->store, STORE_DB_SMSC_IDS, key, key_length, value,
 	    sizeof(value), 0);
 	if (store_get(gateway->store, STORE_DB_HELD_RECEIPTS, key, key_length,

@@ -183,19 +183,19 @@ make_val(const void *data, size_t length)
 	return val;
 }
 
-static void
-put_be64(unsigned char *out, uint64_t value)
+void
+store_encode_u64(uint8_t out[8], uint64_t value)
 {
 	int i;
 
 	for (i = 7; i >= 0; i--) {
-		out[i] = (unsigned char)(value & 0xff);
+		out[i] = (uint8_t)(value & 0xff);
 		value >>= 8;
 	}
 }
 
-static uint64_t
-get_be64(const unsigned char *in)
+uint64_t
+store_decode_u64(const uint8_t in[8])
 {
 	uint64_t value = 0;
 	int i;
@@ -718,14 +718,14 @@ open_databases(struct store *store)
 	key = make_val(schema_key, sizeof(schema_key) - 1);
 	rc = mdb_get(txn, store->dbis[STORE_DB_META], &key, &value);
 	if (rc == MDB_NOTFOUND && !store->read_only) {
-		put_be64(version, SCHEMA_VERSION);
+		store_encode_u64(version, SCHEMA_VERSION);
 		value = make_val(version, sizeof(version));
 		rc = mdb_put(txn, store->dbis[STORE_DB_META], &key, &value, 0);
 		if (store_error(rc, "schema-write-failed") != STORE_OK)
 			goto fail;
 	} else if (rc == 0) {
 		if (value.mv_size != 8 ||
-		    get_be64(value.mv_data) > SCHEMA_VERSION) {
+		    store_decode_u64(value.mv_data) > SCHEMA_VERSION) {
 			log_warnx(0, "store", "schema-unsupported",
 			    "supported=%d", SCHEMA_VERSION);
 			goto fail;
@@ -949,7 +949,7 @@ load_sequence(struct store *store, enum store_sequence sequence)
 			    "sequence=%s length=%zu", key, length);
 			return STORE_ERROR;
 		}
-		end = get_be64(value);
+		end = store_decode_u64(value);
 	} else if (result != STORE_NOT_FOUND)
 		return result;
 	state->next = end + 1;
@@ -982,7 +982,7 @@ store_sequence_next(struct store *store, enum store_sequence sequence)
 		 */
 		key = sequence_keys[sequence];
 		end = state->next + SEQUENCE_BLOCK - 1;
-		put_be64(encoded, end);
+		store_encode_u64(encoded, end);
 		if (store_put(store, STORE_DB_META, key, strlen(key), encoded,
 			sizeof(encoded), 0) != STORE_OK)
 			return 0;

@@ -17,33 +17,11 @@
 #define INLINE_VALUE_SIZE 256 /* payloads this small need no allocation */
 
 static void
-put_be64(unsigned char *out, uint64_t value)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		out[i] = (unsigned char)(value & 0xff);
-		value >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const unsigned char *in)
-{
-	uint64_t value = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		value = (value << 8) | in[i];
-	return value;
-}
-
-static void
 encode_key(
     unsigned char key[TIMER_KEY_SIZE], uint64_t due_us, uint64_t timer_id)
 {
-	put_be64(key, due_us);
-	put_be64(key + 8, timer_id);
+	store_encode_u64(key, due_us);
+	store_encode_u64(key + 8, timer_id);
 }
 
 /* Checks a row's shape; a malformed row is logged and reported as 0. */
@@ -117,7 +95,7 @@ store_timer_earliest(struct store *store, uint64_t *due_us)
 	    cursor, NULL, 0, &key, &key_length, NULL, &value_length);
 	if (result == STORE_OK) {
 		if (valid_row(key, key_length, value_length))
-			*due_us = get_be64(key);
+			*due_us = store_decode_u64(key);
 		else
 			result = STORE_ERROR;
 	}
@@ -150,10 +128,10 @@ store_timer_drain(struct store *store, uint64_t now_us, size_t max,
 		if (!valid_row(found_key, key_length, value_length))
 			break;
 		memcpy(key, found_key, sizeof(key));
-		due_us = get_be64(key);
+		due_us = store_decode_u64(key);
 		if (due_us > now_us)
 			break;
-		timer_id = get_be64(key + 8);
+		timer_id = store_decode_u64(key + 8);
 		kind = (uint16_t)(((const unsigned char *)value)[0] << 8 |
 				  ((const unsigned char *)value)[1]);
 		/* Why copy: the handler's writes may move or reuse the page. */

@@ -279,28 +279,6 @@ parse_number(
 	return 0;
 }
 
-static void
-put_be64(uint8_t *out, uint64_t value)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		out[i] = (uint8_t)(value & 0xff);
-		value >>= 8;
-	}
-}
-
-static uint64_t
-get_be64(const uint8_t *in)
-{
-	uint64_t value = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		value = value << 8 | in[i];
-	return value;
-}
-
 /* "2026-11-23T02:31:07.123Z" for a time in microseconds; "-" for 0. */
 static const char *
 time_text(uint64_t microseconds, char *buffer, size_t size)
@@ -690,7 +668,7 @@ sequence_of(const void *key, size_t key_length, uint64_t *sequence)
 {
 	if (key_length != SEQUENCE_KEY_SIZE)
 		return 0;
-	*sequence = get_be64(key);
+	*sequence = store_decode_u64(key);
 	return 1;
 }
 
@@ -704,7 +682,7 @@ seek_sequence(struct store_cursor *cursor, uint64_t sequence, uint64_t *found,
 	size_t found_key_length;
 	enum store_result result;
 
-	put_be64(key, sequence);
+	store_encode_u64(key, sequence);
 	result = store_cursor_seek(cursor, key, sizeof(key), &found_key,
 	    &found_key_length, value, value_length);
 	if (result != STORE_OK)
@@ -1320,7 +1298,7 @@ read_part(struct store *store, uint64_t id, unsigned int number,
 	const void *value;
 	size_t length;
 
-	put_be64(key, id);
+	store_encode_u64(key, id);
 	key[MESSAGE_KEY_SIZE] = (uint8_t)number;
 	result =
 	    store_get(store, STORE_DB_PARTS, key, sizeof(key), &value, &length);
@@ -1564,7 +1542,7 @@ run_message(const struct target *target, int argc, char **argv)
 	}
 	if ((store = open_store(target)) == NULL)
 		return 1;
-	put_be64(key, id);
+	store_encode_u64(key, id);
 	result = store_get(
 	    store, STORE_DB_MESSAGES, key, sizeof(key), &value, &length);
 	if (result == STORE_NOT_FOUND) {
