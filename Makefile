@@ -71,13 +71,20 @@ NUDGE_SRCS := \
 	src/mo.c \
 	src/api_message.c \
 	src/callback.c \
+	src/server.c \
+	src/server_deliver.c \
 	src/optout.c \
+	src/template.c \
+	src/phone.c \
+	src/profile.c \
+	src/api_event.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c
 
 # ---- unit tests: tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME --------
 UNIT_TESTS := \
+	phone \
 	smpp_pdu \
 	smpp_crosscheck \
 	smpp_charset \
@@ -90,14 +97,16 @@ UNIT_TESTS := \
 	store_timer \
 	smpp_receipt \
 	smpp_session \
-	link
+	link \
+	template
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
 FUZZ_TARGETS := \
 	smpp_pdu \
 	smpp_charset \
 	smpp_udh \
-	smpp_receipt
+	smpp_receipt \
+	template
 
 # ---- benchmarks: tests/bench/bench_NAME.c ---------------------------------
 BENCHES := \
@@ -179,6 +188,14 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SMPP_SRCS) smpp/smpp.h
 	$(quiet) FUZZ $@
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(SMPP_SRCS)
+
+# The template engine is in src/ but needs only smpp/ and jansson.
+$(BUILD)/fuzz/fuzz_template: tests/fuzz/fuzz_template.c src/template.c \
+	    src/nudged.h $(SMPP_SRCS) smpp/smpp.h
+	$(quiet) FUZZ $@
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ \
+	    $< src/template.c $(SMPP_SRCS) $(shell pkg-config --libs jansson) -lm
 
 fuzz-build: deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 

@@ -47,6 +47,9 @@ static const struct config_key config_key_table[] = {
 	KEY("nudged", "test_clock", CONFIG_BOOLEAN, test_clock, 0, 1, NULL,
 	    "no",
 	    "Allow POST /v1/test/clock to move time forward (tests only)."),
+	KEY("nudged", "default_country", CONFIG_STRING, default_country, 0, 2,
+	    NULL, "", "ISO 3166 code (IT, DE, US, ...) of national numbers "
+	    "that come without '+' and a country code."),
 	KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
 	    INT64_C(1) << 40, NULL, "64M",
 	    "Initial LMDB map size; it grows by doubling when full."),
@@ -850,6 +853,11 @@ config_check(struct config_parse *parse)
 		config_error(parse, parse->line,
 		    "http.api_token must be set when http.listen is not "
 		    "loopback");
+	if (config->default_country[0] != '\0' &&
+	    phone_calling_code(config->default_country) == NULL)
+		config_error(parse, parse->line, "nudged.default_country '%s' "
+		    "is not a country nudged knows (ISO 3166 code such as IT, "
+		    "DE, US)", config->default_country);
 	for (i = 0; i < config->link_count; i++)
 		config_check_link(parse, config->links[i]);
 	for (i = 0; i < config->account_count; i++)

@@ -383,6 +383,7 @@ daemon_start(struct config *config, int foreground)
 	daemon_on_shutdown(outbox_shutdown_begin, outbox_shutdown_done, NULL);
 	api_message_init();
 	optout_init();
+	api_event_init(config);
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
 	http_route("GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz,

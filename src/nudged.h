@@ -172,6 +172,7 @@ struct config {
 	int		 log_level;
 	uint64_t	 shutdown_timeout_us;
 	int		 test_clock;
+	char		*default_country;
 	/* [store] */
 	uint64_t	 store_map_size;
 	int64_t		 store_max_readers;
@@ -308,6 +309,10 @@ enum store_db {
 	STORE_DB_MO,		/* sequence -> mo_record: the MO log */
 	STORE_DB_OPTOUT,	/* E.164 number -> optout_record */
 	STORE_DB_ESME_QUEUE,	/* account NUL sequence -> queued deliver_sm */
+	STORE_DB_PROFILES,	/* E.164 digits -> profile_record + JSON */
+	STORE_DB_EXTERNAL_IDS,	/* external id -> E.164 digits */
+	STORE_DB_EVENTS,	/* sequence -> event JSON */
+	STORE_DB_EVENT_IDS,	/* unique_id -> event sequence (idempotency) */
 	STORE_DB_COUNT
 };
 
@@ -317,6 +322,7 @@ enum store_sequence {
 	STORE_SEQUENCE_RECEIPT,
 	STORE_SEQUENCE_MO,
 	STORE_SEQUENCE_ESME_QUEUE,
+	STORE_SEQUENCE_EVENT,
 	STORE_SEQUENCE_COUNT
 };
 
@@ -912,6 +918,448 @@ int		 server_deliver_message_state(enum outbox_state state,
 enum outbox_reason server_deliver_last_reason(
 		    const struct outbox_message_record *message,
 		    unsigned int part);
+
+/* ===== phone.c ===== */
+
+/* To E.164 ("+39340..."); national numbers take default_country's code. */
+int		 phone_normalize(const char *input, const char *default_country,
+		    char *out, size_t out_size, const char **error);
+/* "39" for "IT"; NULL for a country outside the table. */
+const char	*phone_calling_code(const char *iso);
+
+/* ===== profile.c ===== */
+
+/*
+ * Subscriber profiles, keyed by E.164 number, with an index by the shop's
+ * external id. Order count and total spent follow Placed Order events; the
+ * times of the latest orders answer "ordered N times in the last D days".
+ */
+#define PROFILE_ORDER_TIMES	32
+#define PROFILE_NUMBER_SIZE	24
+
+struct profile_record {
+	uint8_t		 version;
+	uint8_t		 consent;	/* reserved for the consent lifecycle */
+	uint8_t		 order_times_count;
+	uint8_t		 unused[5];
+	uint64_t	 created_us;
+	uint64_t	 updated_us;
+	uint64_t	 last_order_us;
+	double		 total_spent;
+	uint32_t	 order_count;
+	uint32_t	 attributes_length;	/* JSON text that follows */
+	uint64_t	 order_times_us[PROFILE_ORDER_TIMES];	/* newest last */
+};
+
+struct profile {
+	char		 number[PROFILE_NUMBER_SIZE];	/* "+39..." */
+	struct profile_record record;
+	struct json_t	*attributes;	/* external_id, email, first_name, ... */
+	int		 exists;	/* 0: new, not yet saved */
+};
+
+void		 profile_init(const struct config *config);
+/* Loads number's profile (an empty new one if absent); release after. */
+enum store_result profile_load(const char *number, struct profile *profile);
+void		 profile_release(struct profile *profile);
+enum store_result profile_save(struct profile *profile);
+/*
+ * Merges the attributes of an API profile object into profile; returns -1
+ * with the bad field named. Keys: external_id, email, first_name,
+ * last_name, language, timezone, properties (merged one level deep).
+ */
+int		 profile_merge(struct profile *profile, struct json_t *object,
+		    const char **field, char *reason, size_t reason_size);
+void		 profile_record_order(struct profile *profile, double value,
+		    uint64_t time_us);
+/* Orders placed at or after since_us (0: all time). */
+unsigned int	 profile_orders_since(const struct profile *profile,
+		    uint64_t since_us);
+/* The profile as the API and templates see it ("person"). */
+struct json_t	*profile_to_json(const struct profile *profile);
+/* The number of the profile with this external id, if any. */
+enum store_result profile_find_external(const char *external_id,
+		    char *number, size_t number_size);
+
+/* ===== api_event.c ===== */
+
+/* What happens to an event once it is stored; fills journeys (an array). */
+typedef void (*api_event_handler_fn)(void *arg, uint64_t event_id,
+		    const char *metric, struct profile *profile,
+		    struct json_t *properties, uint64_t time_us,
+		    struct json_t *journeys);
+
+/* POST /v1/events (single and batch), GET/PUT /v1/profiles/{number}. */
+void		 api_event_init(const struct config *config);
+void		 api_event_set_handler(api_event_handler_fn fn, void *arg);
+
+/* ===== rule.c ===== */
+
+/*
+ * Flow rule files (the .xml files of rules/, format in rules/README.md) compile to the
+ * model below, which the flow runtime executes. A flow is immutable once
+ * loaded: the reloader swaps whole flows, and a journey keeps a reference
+ * (refcount) to the version it started on.
+ *
+ * Steps form a graph over flow->steps[]: a journey starts at steps[0] and
+ * moves along next (or a split's branch indexes) until FLOW_STEP_NONE, which
+ * ends it. Every edge goes to a higher index, so a path has no loops and at
+ * most step_count steps. Branches of splits that run out of steps continue
+ * at the step after the split (they rejoin); <goto> and <end> were resolved
+ * by the loader into these indexes.
+ */
+struct template;
+
+#define FLOW_STEP_NONE		UINT32_MAX	/* no step: the journey ends */
+#define FLOW_MAX_STEPS		256
+#define FLOW_MAX_CONDITIONS	32	/* per split, and trigger filters */
+#define FLOW_MAX_AB_BRANCHES	10
+#define FLOW_MAX_TEXTS		32	/* languages of one SMS */
+#define FLOW_MAX_ANSWERS	16	/* answers of one question */
+#define FLOW_MAX_WORDS		16	/* words of one answer */
+#define FLOW_MAX_EXIT_METRICS	16
+#define FLOW_MAX_DELAY_US	(365ULL * 86400 * 1000000)	/* one year */
+#define RULE_MAX_FILE_SIZE	(256 * 1024)	/* larger files are refused */
+
+enum flow_status {
+	FLOW_STATUS_LIVE = 0,	/* triggers start journeys */
+	FLOW_STATUS_DRAFT,	/* loaded and checked, never started */
+	FLOW_STATUS_MANUAL,	/* started only by an operator or the API */
+};
+
+enum flow_kind {
+	FLOW_KIND_STANDARD = 0,
+	/* kind="abandonment", or triggered by Viewed Product, Added to Cart or
+	 * Started Checkout: the abandonment policy applies (one SMS per
+	 * episode, within 48 h of the trigger). */
+	FLOW_KIND_ABANDONMENT,
+};
+
+enum flow_trigger_type {
+	FLOW_TRIGGER_METRIC = 0,	/* an event named metric (+ filters) */
+	FLOW_TRIGGER_KEYWORD,		/* an inbound SMS starting with keyword */
+	FLOW_TRIGGER_REPLY,		/* an answer in a conversation */
+};
+
+/* What a condition looks at. */
+enum flow_subject {
+	FLOW_SUBJECT_PROFILE_PROPERTY = 0,	/* profile property at path */
+	FLOW_SUBJECT_EVENT_PROPERTY,	/* trigger event property at path */
+	FLOW_SUBJECT_CONSENT,		/* SMS consent state (value: a word) */
+	FLOW_SUBJECT_ORDER_COUNT,	/* Placed Order events over period_us */
+	FLOW_SUBJECT_TOTAL_SPENT,	/* sum of Placed Order values, all time */
+	FLOW_SUBJECT_LANGUAGE,		/* the profile's language tag */
+};
+
+enum flow_operator {
+	FLOW_OPERATOR_EQUALS = 0,	/* numbers as numbers, text exactly */
+	FLOW_OPERATOR_NOT_EQUALS,
+	FLOW_OPERATOR_CONTAINS,		/* substring; for a list: an element */
+	FLOW_OPERATOR_GREATER_THAN,	/* numbers only */
+	FLOW_OPERATOR_LESS_THAN,	/* numbers only */
+	FLOW_OPERATOR_IS_SET,		/* present, not null, not "" */
+	FLOW_OPERATOR_IS_NOT_SET,
+};
+
+/* One test of a split or of a trigger filter. */
+struct flow_condition {
+	enum flow_subject subject;
+	enum flow_operator operator;
+	char		*path;		/* property subjects: "a.b.c"; else NULL */
+	char		*value;		/* as written; NULL for is-set/is-not-set */
+	double		 number;	/* value as a number, when has_number */
+	int		 has_number;
+	uint64_t	 period_us;	/* order count: the last period; 0: ever */
+	int		 line;
+};
+
+struct flow_trigger {
+	enum flow_trigger_type type;
+	char		*metric;	/* METRIC: "Added to Cart" */
+	struct flow_condition *filters;	/* METRIC: event properties, all */
+	size_t		 filter_count;	/* must hold for the event to count */
+	char		*keyword;	/* KEYWORD: as written, matched caseless */
+	char		*conversation;	/* REPLY: the question's conversation */
+	int		 line;
+};
+
+enum flow_reentry_mode {
+	FLOW_REENTRY_ALWAYS = 0,	/* every trigger starts a journey */
+	FLOW_REENTRY_ONCE,		/* once per subscriber, ever */
+	FLOW_REENTRY_PERIOD,		/* at most once per period_us */
+	FLOW_REENTRY_KEY,		/* once per rendered key (per period_us
+					 * if not 0): one cart, one product */
+};
+
+struct flow_reentry {
+	enum flow_reentry_mode mode;
+	uint64_t	 period_us;
+	char		*key_source;	/* KEY: template text ("{{ event.X }}") */
+	struct template	*key;		/* KEY: compiled; render on the event */
+};
+
+enum flow_step_type {
+	FLOW_STEP_DELAY = 0,
+	FLOW_STEP_CONDITIONAL_SPLIT,	/* on the profile */
+	FLOW_STEP_TRIGGER_SPLIT,	/* on the trigger event */
+	FLOW_STEP_AB_SPLIT,
+	FLOW_STEP_SMS,
+	FLOW_STEP_UPDATE,		/* set a profile property */
+	FLOW_STEP_WEBHOOK,		/* POST the journey context */
+	FLOW_STEP_END,
+	FLOW_STEP_TYPE_COUNT
+};
+
+/* Wait duration_us, then (has_until) until the next until_hour:minute in
+ * the subscriber's zone; either part may be absent, not both. */
+struct flow_delay {
+	uint64_t	 duration_us;
+	int		 has_until;
+	uint8_t		 until_hour;
+	uint8_t		 until_minute;
+};
+
+/* Conditional and trigger splits: yes when all (match_any: any) hold. */
+struct flow_split {
+	struct flow_condition *conditions;
+	size_t		 condition_count;
+	int		 match_any;
+	uint32_t	 yes;		/* step index or FLOW_STEP_NONE */
+	uint32_t	 no;
+};
+
+struct flow_ab_branch {
+	unsigned int	 weight;	/* percent; a split's weights sum to 100 */
+	char		*name;		/* label for reports, or NULL */
+	uint32_t	 step;		/* step index or FLOW_STEP_NONE */
+};
+
+/* The runtime hashes (subscriber, flow id) to a bucket in 0..99 and takes
+ * the branch whose cumulative weight first exceeds it: rule_ab_branch(). */
+struct flow_ab {
+	struct flow_ab_branch *branches;
+	size_t		 branch_count;
+};
+
+/* One language of an SMS. */
+struct flow_text {
+	char		 language[24];	/* "en", "it", "pt-BR" */
+	char		*source;	/* the template text, lines trimmed */
+	struct template	*compiled;
+	int		 line;		/* of the template's first line */
+};
+
+/* Replies that match one of words (whole reply, caseless, trimmed) start
+ * the flow flow_id, whose trigger is <reply conversation=.../>. */
+struct flow_answer {
+	char		**words;
+	size_t		 word_count;
+	char		*flow_id;
+	int		 line;
+};
+
+/* The SMS asks a question: replies within reply_window_us are answers. */
+struct flow_question {
+	char		*conversation;
+	uint64_t	 reply_window_us;
+	struct flow_answer *answers;
+	size_t		 answer_count;
+};
+
+struct flow_sms {
+	struct flow_text *texts;	/* one per language, >= 1 */
+	size_t		 text_count;
+	size_t		 fallback;	/* index in texts: no language matched */
+	int		 message_class;	/* enum outbox_class */
+	int		 quiet_hours;	/* 1: defer out of quiet hours */
+	int		 smart_sending;	/* 1: skip if one went out lately */
+	struct flow_question *question;	/* NULL: none */
+};
+
+struct flow_update {
+	char		*property;	/* profile property path */
+	char		*value_source;
+	struct template	*value;		/* rendered on the journey context */
+};
+
+struct flow_webhook {
+	char		*url;		/* http:// or https:// */
+};
+
+struct flow_step {
+	enum flow_step_type type;
+	char		*id;		/* as written, or "TYPE@LINE" if none */
+	int		 line;
+	/* The step after this one; FLOW_STEP_NONE for splits (their branches
+	 * say where to go), END, and the last step of a path. */
+	uint32_t	 next;
+	union {
+		struct flow_delay delay;
+		struct flow_split split;	/* both split types */
+		struct flow_ab	 ab;
+		struct flow_sms	 sms;
+		struct flow_update update;
+		struct flow_webhook webhook;
+	};
+};
+
+struct rule_memory;
+
+struct flow {
+	char		*id;
+	char		*name;
+	char		*description;	/* or NULL */
+	char		*file;		/* the path it was loaded from */
+	enum flow_status status;
+	enum flow_kind	 kind;
+	struct flow_trigger trigger;
+	struct flow_reentry reentry;
+	char		**exit_metrics;	/* any of these since the trigger */
+	size_t		 exit_metric_count;	/* ends the journey */
+	struct flow_step *steps;	/* steps[0] runs first */
+	size_t		 step_count;
+	uint64_t	 hash;		/* FNV-1a 64 of the file's bytes */
+	unsigned int	 refcount;	/* 1 from the loader; see rule_hold() */
+	struct rule_memory *memory;	/* owns every string and array above */
+};
+
+/* Everything a load or a lint found, in order. */
+enum rule_severity {
+	RULE_ERROR = 0,		/* the file is refused */
+	RULE_WARNING,		/* loads; a marketer should look */
+};
+
+struct rule_message {
+	enum rule_severity severity;
+	char		*file;
+	int		 line;		/* 0: the file as a whole */
+	char		*text;
+};
+
+#define RULE_REPORT_MAX_MESSAGES 500	/* then one "too many" line */
+
+struct rule_report {
+	struct rule_message *messages;
+	size_t		 count;
+	size_t		 capacity;
+	size_t		 error_count;
+	size_t		 warning_count;
+	size_t		 dropped;	/* past RULE_REPORT_MAX_MESSAGES */
+};
+
+/* What rule_lint_with() warns about. */
+struct rule_lint_options {
+	size_t		 max_parts;	/* SMS parts for the sample profile */
+	uint64_t	 abandonment_window_us;	/* delay before an SMS */
+};
+#define RULE_LINT_MAX_PARTS	2
+#define RULE_LINT_ABANDONMENT_WINDOW_US (48ULL * 3600 * 1000000)
+
+void		 rule_report_init(struct rule_report *report);
+void		 rule_report_free(struct rule_report *report);
+void		 rule_report_add(struct rule_report *report,
+		    enum rule_severity severity, const char *file, int line,
+		    const char *fmt, ...) PRINTF_LIKE(5, 6);
+/* "file:line: reason" for errors, "file:line: warning: reason". */
+void		 rule_report_print(const struct rule_report *report, FILE *out);
+
+/*
+ * Reads, validates (schema, then meaning) and compiles one rule file; NULL
+ * if it has errors, all of which are in report. Files over
+ * RULE_MAX_FILE_SIZE and files with a DOCTYPE are refused; no network, no
+ * entity expansion. name is used in messages and as flow->file.
+ */
+struct flow	*rule_load_file(const char *path, struct rule_report *report);
+struct flow	*rule_load_memory(const char *name, const char *data,
+		    size_t length, struct rule_report *report);
+/* Takes one more reference; rule_free() drops one, the last frees. */
+struct flow	*rule_hold(struct flow *flow);
+void		 rule_free(struct flow *flow);
+/* The built-in schema (rules/flow.rng as built), and its cached compiled
+ * form's release at exit. */
+const char	*rule_schema(size_t *length);
+void		 rule_cleanup(void);
+
+/* Parses "45s", "30m", "2h", "1d", "2w"; -1 if not one, or over a year. */
+int		 rule_parse_duration(const char *text, uint64_t *duration_us);
+const char	*rule_step_type_name(enum flow_step_type type);
+/* Index of the step with this id, or FLOW_STEP_NONE. */
+uint32_t	 rule_step_index(const struct flow *flow, const char *id);
+/* The text for a language: exact tag, then its primary subtag ("pt" for
+ * "pt-BR"), then the fallback. language may be NULL. */
+const struct flow_text *rule_sms_text(const struct flow_sms *sms,
+		    const char *language);
+/* The answer a reply matches (caseless, spaces trimmed), or NULL. */
+const struct flow_answer *rule_question_answer(
+		    const struct flow_question *question, const char *reply,
+		    size_t length);
+/* The branch of an A/B split for a bucket in 0..99. */
+const struct flow_ab_branch *rule_ab_branch(const struct flow_ab *ab,
+		    unsigned int bucket);
+
+/* rule_lint.c: warnings a marketer needs (abandonment timing and count,
+ * long texts, dead splits, unreachable steps), with default options. */
+void		 rule_lint(const struct flow *flow, struct rule_report *report);
+void		 rule_lint_with(const struct flow *flow,
+		    const struct rule_lint_options *options,
+		    struct rule_report *report);
+/* Checks across the files of one folder: duplicate flow ids and keywords,
+ * answers naming flows that are absent or not reply-triggered. */
+void		 rule_check_set(struct flow *const *flows, size_t count,
+		    struct rule_report *report);
+
+/* ===== template.c ===== */
+
+/*
+ * SMS templates, Django/Klaviyo style: "Hi {{ first_name|title|default:
+ * 'there' }}". Compiled once when a rule file loads; rendered on the flow
+ * engine's hot path into the caller's buffer with no allocation. The context
+ * is a JSON object {"person": {..., "properties": {...}}, "event": {...},
+ * "organization": {...}, "journey": {...}}; paths, filters and what they
+ * do are documented atop src/template.c.
+ */
+#define TEMPLATE_TEXT_MAX	4096	/* bytes of template source */
+#define TEMPLATE_FILTERS_MAX	32	/* filters on one variable */
+#define TEMPLATE_VALUE_MAX	4096	/* bytes of one value between filters */
+
+enum template_status {
+	TEMPLATE_OK		= 0,
+	TEMPLATE_ERR_SPACE	= -1,	/* out too small; nothing is cut */
+	TEMPLATE_ERR_VALUE	= -2,	/* a filtered value over VALUE_MAX */
+	TEMPLATE_ERR_ARGUMENT	= -3,	/* NULL template or out, bad UTF-8 */
+};
+
+struct template;
+
+/* How a rendered text travels: GSM-7 or UCS-2, and in how many parts. */
+struct template_measure {
+	uint8_t		 data_coding;	/* SMPP_CODING_DEFAULT or _UCS2 */
+	size_t		 characters;	/* code points */
+	size_t		 units;		/* septets or UTF-16 units */
+	size_t		 parts;		/* long: 6-octet UDH in each part */
+};
+
+/*
+ * Parses text (length bytes, up to TEMPLATE_TEXT_MAX) that starts on
+ * first_line of its file. NULL on error, with a reason in error ("unknown
+ * filter 'titel'") and the file line in *error_line. Free with
+ * template_free().
+ */
+struct template	*template_compile(const char *text, size_t length,
+		    int first_line, char *error, size_t error_size,
+		    int *error_line);
+void		 template_free(struct template *template);
+/*
+ * Renders into out (NUL-terminated, *out_length bytes before the NUL):
+ * TEMPLATE_OK, or TEMPLATE_ERR_SPACE when out_size is too small (out is
+ * then ""). context may be NULL: every value is missing.
+ */
+int		 template_render(const struct template *template,
+		    const struct json_t *context, char *out, size_t out_size,
+		    size_t *out_length);
+/* Coding and part count of a rendered UTF-8 text (smpp_charset_choose). */
+int		 template_measure(const char *utf8, size_t length,
+		    struct template_measure *measure);
 
 /* ===== daemon.c ===== */
 

@@ -47,6 +47,10 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_MO] = "mo",
     [STORE_DB_OPTOUT] = "optout",
     [STORE_DB_ESME_QUEUE] = "esme-queue",
+    [STORE_DB_PROFILES] = "profiles",
+    [STORE_DB_EXTERNAL_IDS] = "external-ids",
+    [STORE_DB_EVENTS] = "events",
+    [STORE_DB_EVENT_IDS] = "event-ids",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */
@@ -56,6 +60,7 @@ static const char *const sequence_keys[STORE_SEQUENCE_COUNT] = {
     [STORE_SEQUENCE_RECEIPT] = "sequence/receipt",
     [STORE_SEQUENCE_MO] = "sequence/mo",
     [STORE_SEQUENCE_ESME_QUEUE] = "sequence/esme-queue",
+    [STORE_SEQUENCE_EVENT] = "sequence/event",
 };
 
 static const char schema_key[] = "schema-version";
