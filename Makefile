@@ -75,6 +75,8 @@ NUDGE_SRCS := \
 	src/server_deliver.c \
 	src/optout.c \
 	src/template.c \
+	src/rule.c \
+	src/rule_lint.c \
 	src/phone.c \
 	src/profile.c \
 	src/api_event.c \
@@ -98,7 +100,8 @@ UNIT_TESTS := \
 	smpp_receipt \
 	smpp_session \
 	link \
-	template
+	template \
+	server
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
 FUZZ_TARGETS := \
