@@ -222,6 +222,7 @@ daemon_finish(void)
 	if (gateway->store != NULL && store_commit(gateway->store) != STORE_OK)
 		exit_status = 1;
 	http_stop();
+	server_free();
 	outbox_free();
 	timer_shutdown();
 	if (gateway->store != NULL)
@@ -383,6 +384,8 @@ daemon_start(struct config *config, int foreground)
 	daemon_on_shutdown(outbox_shutdown_begin, outbox_shutdown_done, NULL);
 	api_message_init();
 	optout_init();
+	server_init(gateway->base, config);
+	daemon_on_shutdown(server_shutdown_begin, server_shutdown_done, NULL);
 	api_event_init(config);
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
