@@ -50,6 +50,11 @@ static const struct config_key config_key_table[] = {
 	KEY("nudged", "default_country", CONFIG_STRING, default_country, 0, 2,
 	    NULL, "", "ISO 3166 code (IT, DE, US, ...) of national numbers "
 	    "that come without '+' and a country code."),
+	KEY("nudged", "rules_dir", CONFIG_STRING, rules_dir, 0, 4096, NULL,
+	    "rules", "Folder of flow rule files, watched for changes; "
+	    "empty: no flows."),
+	KEY("nudged", "organization_name", CONFIG_STRING, organization_name, 0,
+	    100, NULL, "", "{{ organization.name }} in SMS templates."),
 	KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
 	    INT64_C(1) << 40, NULL, "64M",
 	    "Initial LMDB map size; it grows by doubling when full."),

@@ -222,6 +222,7 @@ daemon_finish(void)
 	if (gateway->store != NULL && store_commit(gateway->store) != STORE_OK)
 		exit_status = 1;
 	http_stop();
+	flow_free();
 	server_free();
 	outbox_free();
 	timer_shutdown();
@@ -284,6 +285,13 @@ daemon_request_stop(void)
 	if (shutdown_poll_event == NULL)
 		fatal("daemon", "out-of-memory", NULL);
 	evtimer_add(shutdown_poll_event, &now);
+}
+
+/* SIGHUP also rereads the rules folder (inotify does it on change). */
+static int
+daemon_reload_rules(const struct config *config, void *arg)
+{
+	return flow_reload() == 0 ? 0 : -1;
 }
 
 /* SIGHUP: a config that fails to parse changes nothing. */
@@ -387,6 +395,8 @@ daemon_start(struct config *config, int foreground)
 	server_init(gateway->base, config);
 	daemon_on_shutdown(server_shutdown_begin, server_shutdown_done, NULL);
 	api_event_init(config);
+	flow_init(gateway->base, config);
+	daemon_on_reload(daemon_reload_rules, NULL);
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
 	http_route("GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz,

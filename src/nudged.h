@@ -173,6 +173,8 @@ struct config {
 	uint64_t	 shutdown_timeout_us;
 	int		 test_clock;
 	char		*default_country;
+	char		*rules_dir;
+	char		*organization_name;
 	/* [store] */
 	uint64_t	 store_map_size;
 	int64_t		 store_max_readers;
@@ -313,6 +315,10 @@ enum store_db {
 	STORE_DB_EXTERNAL_IDS,	/* external id -> E.164 digits */
 	STORE_DB_EVENTS,	/* sequence -> event JSON */
 	STORE_DB_EVENT_IDS,	/* unique_id -> event sequence (idempotency) */
+	STORE_DB_JOURNEYS,	/* journey id -> flow_journey_record + JSON */
+	STORE_DB_JOURNEYS_BY_NUMBER,	/* digits NUL journey id -> (nothing) */
+	STORE_DB_FLOW_ENTRIES,	/* flow NUL digits NUL key -> last entry us */
+	STORE_DB_FLOW_VERSIONS,	/* flow file hash -> the file's bytes */
 	STORE_DB_COUNT
 };
 
@@ -323,6 +329,7 @@ enum store_sequence {
 	STORE_SEQUENCE_MO,
 	STORE_SEQUENCE_ESME_QUEUE,
 	STORE_SEQUENCE_EVENT,
+	STORE_SEQUENCE_JOURNEY,
 	STORE_SEQUENCE_COUNT
 };
 
@@ -418,6 +425,7 @@ enum timer_kind {
 	TIMER_KIND_MO_REASSEMBLY,	/* reassembly key: parts still missing */
 	TIMER_KIND_CALLBACK,		/* message id + attempt: POST its status */
 	TIMER_KIND_ESME_DELIVER,	/* server.c: retry or expire a deliver_sm */
+	TIMER_KIND_JOURNEY,		/* journey id: its delay is over */
 	TIMER_KIND_COUNT
 };
 
@@ -996,8 +1004,8 @@ void		 api_event_set_handler(api_event_handler_fn fn, void *arg);
 /* ===== rule.c ===== */
 
 /*
- * Flow rule files (the .xml files of rules/, format in rules/README.md) compile to the
- * model below, which the flow runtime executes. A flow is immutable once
+ * Flow rule files (the .xml files of rules/, format in rules/README.md)
+ * compile to the model below, which the flow runtime executes. A flow is immutable once
  * loaded: the reloader swaps whole flows, and a journey keeps a reference
  * (refcount) to the version it started on.
  *
@@ -1210,6 +1218,7 @@ struct flow {
 	char		*name;
 	char		*description;	/* or NULL */
 	char		*file;		/* the path it was loaded from */
+	int		 line;		/* of <flow> */
 	enum flow_status status;
 	enum flow_kind	 kind;
 	struct flow_trigger trigger;
@@ -1307,6 +1316,17 @@ void		 rule_lint_with(const struct flow *flow,
  * answers naming flows that are absent or not reply-triggered. */
 void		 rule_check_set(struct flow *const *flows, size_t count,
 		    struct rule_report *report);
+/* `nudgectl rules check`: loads each file (a folder: its .xml files),
+ * lints every flow that loads, checks them as a set; returns the number of
+ * files checked. */
+size_t		 rule_check_paths(const char *const *paths, size_t count,
+		    const struct rule_lint_options *options,
+		    struct rule_report *report);
+/* The .xml files of a folder, hidden ones left out, sorted by name; 0, or
+ * -1 with errno. Free with rule_paths_free(). */
+int		 rule_folder_files(const char *folder, char ***paths,
+		    size_t *count);
+void		 rule_paths_free(char **paths, size_t count);
 
 /* ===== template.c ===== */
 
@@ -1360,6 +1380,54 @@ int		 template_render(const struct template *template,
 /* Coding and part count of a rendered UTF-8 text (smpp_charset_choose). */
 int		 template_measure(const char *utf8, size_t length,
 		    struct template_measure *measure);
+
+/* ===== flow.c ===== */
+
+/*
+ * The flow runtime: loads the rules folder (keeping the last good version
+ * of a file that fails, reloading on change), starts journeys from events,
+ * ends them on exit metrics, and walks each journey through its flow's
+ * steps durably: a waiting journey is a timer row, so it survives a crash.
+ * A journey runs on the flow version it started with; versions are kept in
+ * the store by hash.
+ */
+enum flow_journey_state {
+	FLOW_JOURNEY_RUNNING = 0,
+	FLOW_JOURNEY_WAITING,	/* a delay: a timer row holds it */
+	FLOW_JOURNEY_DONE,
+	FLOW_JOURNEY_EXITED,	/* an exit metric ended it */
+	FLOW_JOURNEY_FAILED,	/* its flow version could not be loaded */
+	FLOW_JOURNEY_STATE_COUNT
+};
+
+#define FLOW_ID_SIZE	64
+
+/* STORE_DB_JOURNEYS value; the trigger event's properties (JSON) follow. */
+struct flow_journey_record {
+	uint8_t		 version;
+	uint8_t		 state;		/* enum flow_journey_state */
+	uint8_t		 sms_sent;
+	uint8_t		 unused[5];
+	uint32_t	 step;		/* the next step to run */
+	uint32_t	 steps_taken;
+	uint64_t	 flow_hash;
+	uint64_t	 started_us;
+	uint64_t	 trigger_time_us;
+	uint64_t	 updated_us;
+	uint64_t	 due_us;	/* WAITING: when it goes on */
+	uint64_t	 timer_id;
+	uint64_t	 trigger_event_id;
+	char		 flow_id[FLOW_ID_SIZE];
+	char		 number[PROFILE_NUMBER_SIZE];
+	uint32_t	 context_length;
+	uint32_t	 unused2;
+};
+
+void		 flow_init(struct event_base *base, const struct config *config);
+void		 flow_free(void);
+/* Loads or reloads every rule file of the folder; returns errors found. */
+size_t		 flow_reload(void);
+const char	*flow_journey_strstate(enum flow_journey_state state);
 
 /* ===== daemon.c ===== */
 

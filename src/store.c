@@ -51,6 +51,10 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_EXTERNAL_IDS] = "external-ids",
     [STORE_DB_EVENTS] = "events",
     [STORE_DB_EVENT_IDS] = "event-ids",
+    [STORE_DB_JOURNEYS] = "journeys",
+    [STORE_DB_JOURNEYS_BY_NUMBER] = "journeys-by-number",
+    [STORE_DB_FLOW_ENTRIES] = "flow-entries",
+    [STORE_DB_FLOW_VERSIONS] = "flow-versions",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */
@@ -61,6 +65,7 @@ static const char *const sequence_keys[STORE_SEQUENCE_COUNT] = {
     [STORE_SEQUENCE_MO] = "sequence/mo",
     [STORE_SEQUENCE_ESME_QUEUE] = "sequence/esme-queue",
     [STORE_SEQUENCE_EVENT] = "sequence/event",
+    [STORE_SEQUENCE_JOURNEY] = "sequence/journey",
 };
 
 static const char schema_key[] = "schema-version";
