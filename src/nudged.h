@@ -1260,6 +1260,8 @@ struct rule_report {
 struct rule_lint_options {
 	size_t		 max_parts;	/* SMS parts for the sample profile */
 	uint64_t	 abandonment_window_us;	/* delay before an SMS */
+	FILE		*preview;	/* non-NULL: every SMS text rendered for
+					 * the sample profile is printed here */
 };
 #define RULE_LINT_MAX_PARTS	2
 #define RULE_LINT_ABANDONMENT_WINDOW_US (48ULL * 3600 * 1000000)

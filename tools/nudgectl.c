@@ -107,6 +107,7 @@ static int run_dlr_tail(const struct target *, int, char **);
 static int run_mo_tail(const struct target *, int, char **);
 static int run_stats(const struct target *, int, char **);
 static int run_message(const struct target *, int, char **);
+static int run_rules_check(const struct target *, int, char **);
 static int receipt_matches(const struct tail_options *, const void *, size_t);
 static void receipt_print(
     const struct tail_options *, uint64_t, const void *, size_t);
@@ -120,6 +121,8 @@ static const struct command commands[] = {
     {"mo", "tail", "[-f] [-n count] [--json]", run_mo_tail},
     {"stats", NULL, "[--json] [--interval seconds]", run_stats},
     {"message", NULL, "id [--json]", run_message},
+    {"rules", "check", "[--max-parts n] [--preview] [path ...]",
+	run_rules_check},
 };
 
 static const struct log_kind receipt_log = {"receipt", STORE_DB_RECEIPTS,
@@ -1600,6 +1603,84 @@ run_message(const struct target *target, int argc, char **argv)
 	status = flush_line(1) == -1 ? 1 : 0;
 done:
 	store_close(store);
+	return status;
+}
+
+/* ---- rules --------------------------------------------------------------- */
+
+/*
+ * rules check [PATH...]: every rule file (a folder: its .xml files; default
+ * rules_dir of a readable configuration, else ./rules) through the
+ * loader's schema and semantic checks, then the lint
+ * warnings; --preview prints each SMS as the sample profile would get it.
+ * Offline: no store, no daemon. Exit 1 if any file has errors.
+ */
+static int
+run_rules_check(const struct target *target, int argc, char **argv)
+{
+	static const struct option long_options[] = {
+	    {"max-parts", required_argument, NULL, 'p'},
+	    {"preview", no_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct rule_lint_options options = {
+	    RULE_LINT_MAX_PARTS, RULE_LINT_ABANDONMENT_WINDOW_US, NULL};
+	struct rule_report report;
+	struct config *config = NULL;
+	const char *default_path = "rules";
+	const char *const *paths = &default_path;
+	uint64_t max_parts;
+	size_t count = 1, files;
+	int option, status, errors = 0;
+
+	optind = 0;
+	while ((option = getopt_long(argc, argv, "hp:P", long_options, NULL)) !=
+	       -1) {
+		switch (option) {
+		case 'p':
+			if (parse_number(optarg, 1, 255, &max_parts) == -1) {
+				fprintf(stderr,
+				    "nudgectl: --max-parts %s: not a number "
+				    "from 1 to 255\n",
+				    optarg);
+				return 2;
+			}
+			options.max_parts = (size_t)max_parts;
+			break;
+		case 'P':
+			options.preview = stdout;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage_error();
+		}
+	}
+	if (optind < argc) {
+		paths = (const char *const *)(argv + optind);
+		count = (size_t)(argc - optind);
+	} else if (access(target->config_path, R_OK) == 0) {
+		if ((config = config_load(target->config_path, &errors)) ==
+		    NULL)
+			return 1;
+		if (config->rules_dir != NULL && config->rules_dir[0] != '\0')
+			default_path = config->rules_dir;
+	}
+	rule_report_init(&report);
+	files = rule_check_paths(paths, count, &options, &report);
+	rule_report_print(&report, stdout);
+	printf("rules: %zu file%s checked, %zu error%s, %zu warning%s\n",
+	    files, files == 1 ? "" : "s", report.error_count,
+	    report.error_count == 1 ? "" : "s", report.warning_count,
+	    report.warning_count == 1 ? "" : "s");
+	status = report.error_count > 0 ? 1 : 0;
+	rule_report_free(&report);
+	rule_cleanup();
+	config_free(config);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return 1;
 	return status;
 }
 
