@@ -1671,8 +1671,8 @@ run_rules_check(const struct target *target, int argc, char **argv)
 	rule_report_init(&report);
 	files = rule_check_paths(paths, count, &options, &report);
 	rule_report_print(&report, stdout);
-	printf("rules: %zu file%s checked, %zu error%s, %zu warning%s\n",
-	    files, files == 1 ? "" : "s", report.error_count,
+	printf("rules: %zu file%s checked, %zu error%s, %zu warning%s\n", files,
+	    files == 1 ? "" : "s", report.error_count,
 	    report.error_count == 1 ? "" : "s", report.warning_count,
 	    report.warning_count == 1 ? "" : "s");
 	status = report.error_count > 0 ? 1 : 0;
