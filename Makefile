@@ -101,6 +101,7 @@ UNIT_TESTS := \
 	smpp_session \
 	link \
 	template \
+	rule \
 	server
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------

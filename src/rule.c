@@ -74,6 +74,8 @@ struct loader {
 	struct flow *flow;
 	size_t errors_at_start;
 	int schema_valid;
+	size_t schema_errors;         /* reported with a line */
+	char unlocated[MESSAGE_SIZE]; /* the first one without */
 	int doctype_seen;
 	int doctype_line;
 	xmlNodePtr step_nodes[FLOW_MAX_STEPS];
@@ -1456,6 +1458,14 @@ on_schema_error(void *user, xmlErrorPtr error)
 	if (node != NULL && node->type == XML_ELEMENT_NODE)
 		line = xmlGetLineNo(node);
 	trimmed_message(error->message, text, sizeof(text));
+	/* Without a place it repeats a located one; kept for if not. */
+	if (line <= 0) {
+		if (loader->unlocated[0] == '\0')
+			snprintf(loader->unlocated, sizeof(loader->unlocated),
+			    "%s", text);
+		return;
+	}
+	loader->schema_errors++;
 	/* libxml2 does not say which attribute: show what was written. */
 	if (node != NULL && node->type == XML_ELEMENT_NODE &&
 	    strstr(text, "failed to validate attributes") != NULL) {
@@ -1576,8 +1586,11 @@ validate_document(struct loader *loader, xmlDocPtr document)
 	xmlRelaxNGSetValidStructuredErrors(validator, on_schema_error, loader);
 	result = xmlRelaxNGValidateDoc(validator, document);
 	xmlRelaxNGFreeValidCtxt(validator);
-	if (result != 0 && !loader_failed(loader))
-		loader_error(loader, 0, "schema: the file does not validate");
+	if (result != 0 && loader->schema_errors == 0)
+		loader_error(loader, 0, "schema: %s",
+		    loader->unlocated[0] != '\0'
+			? loader->unlocated
+			: "the file does not validate");
 	return result == 0;
 }
 
