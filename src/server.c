@@ -56,6 +56,8 @@
 #define SERVER_TLV_BUFFER        (SMPP_MESSAGE_PAYLOAD_MAX + 64)
 #define SERVER_GSM_OCTETS        160 /* unpacked septets in short_message */
 #define SERVER_ORIGIN_PREFIX     "esme:"
+#define SERVER_OUTPUT_HIGH       (1024 * 1024) /* unread responses: stop */
+#define SERVER_OUTPUT_LOW        (256 * 1024)  /* ... and read again */
 
 /* What a bind asks for. */
 enum bind_kind {
@@ -151,7 +153,8 @@ struct server_session {
 	uint64_t session_timer_due;
 	struct event *bind_timer; /* the delayed bind answer */
 	struct delayed_bind delayed;
-	int paused; /* reading stopped while a bind answer waits */
+	int paused;        /* reading stopped while a bind answer waits */
+	int write_blocked; /* ... or while the peer does not read */
 	unsigned int pending_answers;
 	int unbind_requested; /* unbind_resp waits for pending answers */
 	uint32_t unbind_sequence;
@@ -240,6 +243,7 @@ static struct {
 	struct metric *bind_delayed;
 	struct metric *bind_blocked;
 	struct metric *addresses_blocked;
+	struct metric *reading_paused;
 	uint8_t tlv_buffer[SERVER_TLV_BUFFER];
 } server;
 
@@ -810,7 +814,8 @@ bind_timer_fired(evutil_socket_t fd, short what, void *arg)
 	bind_answer(session, session->delayed.command_id,
 	    session->delayed.status, session->delayed.sequence_number, 0);
 	session->paused = 0;
-	bufferevent_enable(session->bufferevent, EV_READ);
+	if (!session->write_blocked)
+		bufferevent_enable(session->bufferevent, EV_READ);
 	/* PDUs that arrived meanwhile wait in the buffer: no event for them. */
 	if (session->generation == generation)
 		session_process_input(session);
@@ -1664,7 +1669,7 @@ session_reject_stream(struct server_session *session, struct evbuffer *input,
 static void
 session_process_input(struct server_session *session)
 {
-	struct evbuffer *input;
+	struct evbuffer *input, *output;
 	uint64_t generation = session->generation;
 	const uint8_t *data;
 	uint8_t head[4];
@@ -1674,7 +1679,8 @@ session_process_input(struct server_session *session)
 	if (session->bufferevent == NULL)
 		return;
 	input = bufferevent_get_input(session->bufferevent);
-	while (!session->paused &&
+	output = bufferevent_get_output(session->bufferevent);
+	while (!session->paused && !session->write_blocked &&
 	       (available = evbuffer_get_length(input)) >= sizeof(head)) {
 		evbuffer_copyout(input, head, sizeof(head));
 		/* Four octets are enough to judge the length. */
@@ -1694,6 +1700,20 @@ session_process_input(struct server_session *session)
 		if (session->generation != generation)
 			return;
 		evbuffer_drain(input, pdu_length);
+		/*
+		 * Why stop here: a peer that sends without reading its
+		 * responses would make the output grow without bound.
+		 */
+		if (evbuffer_get_length(output) > SERVER_OUTPUT_HIGH) {
+			session->write_blocked = 1;
+			bufferevent_disable(session->bufferevent, EV_READ);
+			bufferevent_setwatermark(session->bufferevent, EV_WRITE,
+			    SERVER_OUTPUT_LOW, 0);
+			metrics_add(server.reading_paused, 1);
+			log_info(session->log_id, "server", "reading-paused",
+			    "peer=%s unread=%zu", session->peer,
+			    evbuffer_get_length(output));
+		}
 	}
 	session_arm_timer(session);
 }
@@ -1702,6 +1722,21 @@ static void
 session_read(struct bufferevent *bufferevent, void *arg)
 {
 	session_process_input(arg);
+}
+
+/* The output drained to the low mark: a blocked peer is read again. */
+static void
+session_written(struct bufferevent *bufferevent, void *arg)
+{
+	struct server_session *session = arg;
+
+	if (!session->write_blocked)
+		return;
+	session->write_blocked = 0;
+	bufferevent_setwatermark(bufferevent, EV_WRITE, 0, 0);
+	if (!session->paused)
+		bufferevent_enable(bufferevent, EV_READ);
+	session_process_input(session);
 }
 
 /* The peer went away, or the socket / TLS failed. */
@@ -2026,6 +2061,7 @@ listener_accept(struct evconnlistener *listener, evutil_socket_t fd,
 	session->receiving = 0;
 	session->tls = tls;
 	session->paused = 0;
+	session->write_blocked = 0;
 	session->pending_answers = 0;
 	session->unbind_requested = 0;
 	session->session_timer_due = SMPP_SESSION_NEVER;
@@ -2038,7 +2074,7 @@ listener_accept(struct evconnlistener *listener, evutil_socket_t fd,
 	metrics_add(server.connections, 1);
 	metrics_set(server.sessions_open, (double)server.session_count);
 	bufferevent_setcb(
-	    bufferevent, session_read, NULL, session_event, session);
+	    bufferevent, session_read, session_written, session_event, session);
 	bufferevent_enable(bufferevent, EV_READ | EV_WRITE);
 	log_info(session->log_id, "server", "connected", "peer=%s tls=%s",
 	    session->peer, tls ? "yes" : "no");
@@ -2185,6 +2221,9 @@ server_init(struct event_base *base, const struct config *config)
 	server.addresses_blocked =
 	    metrics_counter("nudge_server_addresses_blocked_total", NULL,
 		"Times an address reached auth_fail_block_after.");
+	server.reading_paused =
+	    metrics_counter("nudge_server_reading_paused_total", NULL,
+		"Times a peer's unread responses passed 1 MB: reading paused.");
 	server.account_count = config->account_count;
 	if (server.account_count > 0 &&
 	    (server.accounts = calloc(

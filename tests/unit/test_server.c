@@ -29,7 +29,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "smpp.h"
 #include "nudged.h"
@@ -41,6 +49,8 @@
 #define ACCOUNT_RECEIPTS 5
 #define ACCOUNT_RESTART  6
 #define ACCOUNT_MO       7
+#define ACCOUNT_SMALL    8
+#define ACCOUNT_STALE    9
 
 /* What the whole group shares. */
 static struct {
@@ -59,6 +69,8 @@ struct client {
 	uint8_t buffer[CLIENT_BUFFER];
 	size_t length;
 	int closed;
+	int count_only; /* enquire_link_resp counted, then discarded */
+	uint64_t counted;
 	uint32_t next_sequence;
 	uint8_t pdu_bytes[CLIENT_BUFFER]; /* the PDU last taken */
 };
@@ -101,6 +113,8 @@ client_readable(evutil_socket_t fd, short what, void *arg)
 	struct client *client = arg;
 	ssize_t got;
 
+	if (client->length == sizeof(client->buffer))
+		return; /* the test takes PDUs out; until then, wait */
 	got = recv(fd, client->buffer + client->length,
 	    sizeof(client->buffer) - client->length, 0);
 	if (got > 0)
@@ -108,6 +122,15 @@ client_readable(evutil_socket_t fd, short what, void *arg)
 	else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
 		client->closed = 1;
 		event_del(client->event);
+	}
+	while (client->count_only && client->length >= SMPP_HEADER_LENGTH) {
+		/* Only bodiless enquire_link_resp are expected here. */
+		assert_int_equal(client->buffer[3], SMPP_HEADER_LENGTH);
+		assert_int_equal(client->buffer[4], 0x80);
+		client->counted++;
+		memmove(client->buffer, client->buffer + SMPP_HEADER_LENGTH,
+		    client->length - SMPP_HEADER_LENGTH);
+		client->length -= SMPP_HEADER_LENGTH;
 	}
 }
 
@@ -383,7 +406,15 @@ group_setup(void **state)
 	    "system_id = inbound\n"
 	    "password = inpw\n"
 	    "mo_destinations = +12345\n"
-	    "mo_keywords = pizza\n",
+	    "mo_keywords = pizza\n"
+	    "[account small]\n"
+	    "system_id = small\n"
+	    "password = smallpw\n"
+	    "deliver_queue_max = 2\n"
+	    "[account stale]\n"
+	    "system_id = stale\n"
+	    "password = stalepw\n"
+	    "deliver_expiry = 60s\n",
 	    world.path, world.port, free_port());
 	fclose(file);
 	world.config = config_load(world.config_path, &errors);
@@ -1056,6 +1087,58 @@ test_bad_lengths_close_only_their_session(void **state)
 	client_free(client);
 }
 
+/*
+ * A peer that sends without reading: once 1 MB of its responses waits,
+ * nothing more is read from it; when it reads again, every request sent
+ * meanwhile is answered.
+ */
+static void
+test_peer_not_reading_is_paused(void **state)
+{
+	struct client *client = client_connect();
+	uint8_t chunk[64 * 1024];
+	uint32_t sequence = 1;
+	uint64_t sent = 0;
+	size_t i, offset;
+	ssize_t written;
+	int stalls = 0;
+	double paused = metric("nudge_server_reading_paused_total", NULL);
+
+	event_del(client->event); /* the client reads nothing for now */
+	while (metric("nudge_server_reading_paused_total", NULL) == paused &&
+	       stalls < 500) {
+		for (i = 0; i < sizeof(chunk); i += SMPP_HEADER_LENGTH)
+			smpp_pdu_encode_enquire_link(
+			    chunk + i, SMPP_HEADER_LENGTH, sequence++);
+		for (offset = 0; offset < sizeof(chunk);) {
+			written = send(client->fd, chunk + offset,
+			    sizeof(chunk) - offset,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (written > 0) {
+				offset += (size_t)written;
+				continue;
+			}
+			assert_true(errno == EAGAIN);
+			run_for(5);
+			if (metric("nudge_server_reading_paused_total", NULL) !=
+				paused ||
+			    ++stalls >= 500)
+				break;
+		}
+		sent += offset / SMPP_HEADER_LENGTH;
+		run_for(1);
+	}
+	assert_int_equal(
+	    metric("nudge_server_reading_paused_total", NULL), paused + 1);
+	assert_true(sent * SMPP_HEADER_LENGTH > 1024 * 1024);
+	/* Reading again: everything whole that was sent is answered. */
+	client->count_only = 1;
+	event_add(client->event, NULL);
+	RUN_UNTIL(client->counted == sent, 20000);
+	assert_int_equal(client->counted, sent);
+	client_free(client);
+}
+
 static void
 test_unbind_answered_and_closed(void **state)
 {
@@ -1312,6 +1395,262 @@ test_mo_routed_to_account(void **state)
 	client_free(receiver);
 }
 
+/* Submits with receipts wanted and makes each DELIVERED; returns ids. */
+static void
+delivered_receipts(
+    const char *system_id, const char *password, uint64_t *ids, int count)
+{
+	struct client *sender =
+	    bound_client(SMPP_BIND_TRANSMITTER, system_id, password);
+	int i;
+
+	for (i = 0; i < count; i++)
+		assert_int_equal(submit_text(sender, "+4915100000100",
+				     "receipt", 1, &ids[i]),
+		    SMPP_ESME_ROK);
+	client_free(sender);
+	for (i = 0; i < count; i++)
+		outbox_apply_receipt(
+		    ids[i], 1, SMPP_MESSAGE_STATE_DELIVERED, 0, clock_now_us());
+	assert_int_equal(store_commit(world.store), STORE_OK);
+}
+
+/* Beyond deliver_queue_max (2) the oldest kept deliver_sm is dropped. */
+static void
+test_queue_bound_drops_oldest(void **state)
+{
+	struct client *receiver;
+	uint64_t ids[3];
+	uint32_t sequence;
+	double dropped =
+	    metric("nudge_server_deliver_dropped_total", "account=\"small\"");
+
+	delivered_receipts("small", "smallpw", ids, 3);
+	assert_int_equal(server_deliver_queue_depth(ACCOUNT_SMALL), 2);
+	assert_int_equal(
+	    metric("nudge_server_deliver_dropped_total", "account=\"small\""),
+	    dropped + 1);
+	receiver = bound_client(SMPP_BIND_RECEIVER, "small", "smallpw");
+	sequence =
+	    expect_receipt(receiver, ids[1], SMPP_MESSAGE_STATE_DELIVERED);
+	answer_deliver(receiver, sequence, SMPP_ESME_ROK);
+	sequence =
+	    expect_receipt(receiver, ids[2], SMPP_MESSAGE_STATE_DELIVERED);
+	answer_deliver(receiver, sequence, SMPP_ESME_ROK);
+	RUN_UNTIL(server_deliver_queue_depth(ACCOUNT_SMALL) == 0, WAIT_MS);
+	assert_int_equal(server_deliver_queue_depth(ACCOUNT_SMALL), 0);
+	client_free(receiver);
+}
+
+/* Kept longer than deliver_expiry (60 s, by the test clock): dropped. */
+static void
+test_expired_deliveries_dropped(void **state)
+{
+	struct client *receiver;
+	uint64_t ids[1];
+	double expired =
+	    metric("nudge_server_deliver_expired_total", "account=\"stale\"");
+
+	delivered_receipts("stale", "stalepw", ids, 1);
+	assert_int_equal(server_deliver_queue_depth(ACCOUNT_STALE), 1);
+	clock_advance_us(61 * 1000000ULL);
+	receiver = bound_client(SMPP_BIND_RECEIVER, "stale", "stalepw");
+	RUN_UNTIL(server_deliver_queue_depth(ACCOUNT_STALE) == 0, WAIT_MS);
+	assert_int_equal(server_deliver_queue_depth(ACCOUNT_STALE), 0);
+	assert_int_equal(
+	    metric("nudge_server_deliver_expired_total", "account=\"stale\""),
+	    expired + 1);
+	run_for(50);
+	assert_false(client_has_pdu(receiver));
+	client_free(receiver);
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+static uint16_t tls_port;
+
+/* Writes a fresh self-signed P-256 certificate and its key as PEM. */
+static void
+write_certificate(const char *certificate_path, const char *key_path)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *certificate = X509_new();
+	X509_NAME *name;
+	FILE *file;
+
+	assert_non_null(key);
+	assert_non_null(certificate);
+	X509_set_version(certificate, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(certificate), 1);
+	X509_gmtime_adj(X509_getm_notBefore(certificate), 0);
+	X509_gmtime_adj(X509_getm_notAfter(certificate), 3600);
+	X509_set_pubkey(certificate, key);
+	name = X509_get_subject_name(certificate);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"localhost", -1, -1, 0);
+	X509_set_issuer_name(certificate, name);
+	assert_true(X509_sign(certificate, key, EVP_sha256()) > 0);
+	assert_non_null(file = fopen(certificate_path, "w"));
+	assert_int_equal(PEM_write_X509(file, certificate), 1);
+	fclose(file);
+	assert_non_null(file = fopen(key_path, "w"));
+	assert_int_equal(
+	    PEM_write_PrivateKey(file, key, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(file);
+	X509_free(certificate);
+	EVP_PKEY_free(key);
+}
+
+static void
+replace_string(char **field, const char *value)
+{
+	free(*field);
+	*field = strdup(value);
+	assert_non_null(*field);
+}
+
+static int
+setup_tls(void **state)
+{
+	char path[128], listen[64];
+
+	tls_port = free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", tls_port);
+	replace_string(&world.config->smpp_tls_listen, listen);
+	snprintf(path, sizeof(path), "%s/server.crt", world.path);
+	replace_string(&world.config->smpp_tls_certificate, path);
+	snprintf(path, sizeof(path), "%s/server.key", world.path);
+	replace_string(&world.config->smpp_tls_key, path);
+	write_certificate(
+	    world.config->smpp_tls_certificate, world.config->smpp_tls_key);
+	return setup(state);
+}
+
+static int
+teardown_tls(void **state)
+{
+	teardown(state);
+	unlink(world.config->smpp_tls_certificate);
+	unlink(world.config->smpp_tls_key);
+	replace_string(&world.config->smpp_tls_listen, "");
+	replace_string(&world.config->smpp_tls_certificate, "");
+	replace_string(&world.config->smpp_tls_key, "");
+	return 0;
+}
+
+/* The TLS ESME: a bufferevent_openssl client in the same loop. */
+struct tls_client {
+	struct bufferevent *bufferevent;
+	uint8_t buffer[4096];
+	size_t length;
+	int connected;
+	int failed;
+};
+
+static void
+tls_client_read(struct bufferevent *bufferevent, void *arg)
+{
+	struct tls_client *client = arg;
+	int got;
+
+	got = evbuffer_remove(bufferevent_get_input(bufferevent),
+	    client->buffer + client->length,
+	    sizeof(client->buffer) - client->length);
+	if (got > 0)
+		client->length += (size_t)got;
+}
+
+static void
+tls_client_event(struct bufferevent *bufferevent, short what, void *arg)
+{
+	struct tls_client *client = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		client->connected = 1;
+	else
+		client->failed = 1;
+}
+
+static int
+tls_has_pdu(const struct tls_client *client)
+{
+	return client->length >= 4 && client->length >= client->buffer[3];
+}
+
+/* Sends a request and decodes its (short) response into pdu. */
+static void
+tls_exchange(struct tls_client *client, struct smpp_pdu *request,
+    struct smpp_pdu *pdu, uint8_t *bytes)
+{
+	uint8_t buffer[512];
+	int length;
+
+	length = smpp_pdu_encode(request, buffer, sizeof(buffer));
+	assert_true(length > 0);
+	bufferevent_write(client->bufferevent, buffer, (size_t)length);
+	RUN_UNTIL(tls_has_pdu(client) || client->failed, WAIT_MS);
+	assert_true(tls_has_pdu(client));
+	length = client->buffer[3];
+	memcpy(bytes, client->buffer, (size_t)length);
+	memmove(client->buffer, client->buffer + length,
+	    client->length - (size_t)length);
+	client->length -= (size_t)length;
+	assert_int_equal(
+	    smpp_pdu_decode(bytes, (size_t)length, pdu), SMPP_ESME_ROK);
+	assert_int_equal(
+	    pdu->command_id, request->command_id | SMPP_RESPONSE_BIT);
+	assert_int_equal(pdu->sequence_number, request->sequence_number);
+}
+
+static void
+test_tls_listener_binds_and_submits(void **state)
+{
+	struct tls_client client;
+	struct sockaddr_in address;
+	struct smpp_pdu request, response;
+	uint8_t bytes[512];
+	SSL_CTX *context;
+	SSL *ssl;
+
+	memset(&client, 0, sizeof(client));
+	context = SSL_CTX_new(TLS_client_method());
+	assert_non_null(context);
+	SSL_CTX_set_verify(context, SSL_VERIFY_NONE, NULL);
+	ssl = SSL_new(context);
+	assert_non_null(ssl);
+	client.bufferevent = bufferevent_openssl_socket_new(world.base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(client.bufferevent);
+	bufferevent_setcb(client.bufferevent, tls_client_read, NULL,
+	    tls_client_event, &client);
+	bufferevent_enable(client.bufferevent, EV_READ | EV_WRITE);
+	memset(&address, 0, sizeof(address));
+	address.sin_family = AF_INET;
+	address.sin_port = htons(tls_port);
+	address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bufferevent_socket_connect(client.bufferevent,
+			     (struct sockaddr *)&address, sizeof(address)),
+	    0);
+	RUN_UNTIL(client.connected || client.failed, WAIT_MS);
+	assert_true(client.connected);
+
+	memset(&request, 0, sizeof(request));
+	request.command_id = SMPP_BIND_TRANSCEIVER;
+	request.sequence_number = 1;
+	request.system_id = "other";
+	request.password = "otherpw";
+	request.interface_version = SMPP_INTERFACE_VERSION;
+	tls_exchange(&client, &request, &response, bytes);
+	assert_int_equal(response.command_status, SMPP_ESME_ROK);
+	fill_submit(&request, "+4915100000300", "over tls");
+	request.sequence_number = 2;
+	tls_exchange(&client, &request, &response, bytes);
+	assert_int_equal(response.command_status, SMPP_ESME_ROK);
+	assert_true(strtoull(response.message_id, NULL, 10) > 0);
+	bufferevent_free(client.bufferevent);
+	SSL_CTX_free(context);
+}
+
 #define SERVER_TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1332,14 +1671,20 @@ main(void)
 	    SERVER_TEST(test_unknown_command_gets_generic_nack),
 	    SERVER_TEST(test_undecodable_request_answered),
 	    SERVER_TEST(test_bad_lengths_close_only_their_session),
+	    SERVER_TEST(test_peer_not_reading_is_paused),
 	    SERVER_TEST(test_unbind_answered_and_closed),
 	    SERVER_TEST(test_shutdown_unbinds_every_session),
 	    SERVER_TEST(test_receipts_wait_for_a_receiver),
 	    SERVER_TEST(test_queue_survives_restart),
 	    SERVER_TEST(test_mo_routed_to_account),
+	    SERVER_TEST(test_queue_bound_drops_oldest),
+	    cmocka_unit_test_setup_teardown(
+		test_tls_listener_binds_and_submits, setup_tls, teardown_tls),
+	    /* Last: it moves the test clock forward. */
+	    SERVER_TEST(test_expired_deliveries_dropped),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	log_init(1, LOG_LEVEL_WARN);
+	log_init(1, getenv("TEST_DEBUG") ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
