@@ -472,6 +472,10 @@ setup(void **state)
 	world.config->smpp_auth_fail_delay_after = 3;
 	world.config->smpp_auth_fail_block_after = 10;
 	world.config->smpp_auth_fail_delay_us = AUTH_DELAY_US;
+	world.config->smpp_bind_timeout_us = 60000000;
+	world.config->smpp_enquire_link_us = 30000000;
+	world.config->smpp_response_timeout_us = 2000000;
+	world.config->smpp_idle_timeout_us = 0;
 	server_init(world.base, world.config);
 	return 0;
 }
@@ -991,6 +995,31 @@ test_query_replace_cancel(void **state)
 	client_free(client);
 }
 
+/* data_sm: the text in message_payload, answered with data_sm_resp. */
+static void
+test_data_sm_accepted(void **state)
+{
+	struct client *client =
+	    bound_client(SMPP_BIND_TRANSCEIVER, "other", "otherpw");
+	struct outbox_part_record part;
+	struct smpp_tlv payload;
+	struct smpp_pdu pdu;
+	char text[400];
+	uint64_t id;
+
+	memset(text, 'a', sizeof(text));
+	fill_submit(&pdu, "+4915100000012", "");
+	pdu.command_id = SMPP_DATA_SM;
+	payload = smpp_tlv_octets(SMPP_TLV_MESSAGE_PAYLOAD, text, sizeof(text));
+	pdu.tlvs = &payload;
+	pdu.tlv_count = 1;
+	assert_int_equal(client_submit(client, &pdu, &id), SMPP_ESME_ROK);
+	assert_int_equal(outbox_read_part(id, 1, &part), STORE_OK);
+	assert_int_equal(part.short_message_length, 0);
+	assert_int_equal(part.tlv_length, 4 + sizeof(text));
+	client_free(client);
+}
+
 /* ---- the stream --------------------------------------------------------- */
 
 static void
@@ -1136,6 +1165,57 @@ test_peer_not_reading_is_paused(void **state)
 	event_add(client->event, NULL);
 	RUN_UNTIL(client->counted == sent, 20000);
 	assert_int_equal(client->counted, sent);
+	client_free(client);
+}
+
+/* Silence: our enquire_link; no answer to it: the session is closed. */
+static void
+test_enquire_link_and_dead_peer(void **state)
+{
+	struct client *client;
+	struct smpp_pdu pdu;
+	uint8_t header[SMPP_HEADER_LENGTH];
+
+	world.config->smpp_enquire_link_us = 100000;
+	world.config->smpp_response_timeout_us = 300000;
+	client = bound_client(SMPP_BIND_TRANSCEIVER, "other", "otherpw");
+	assert_true(client_receive(client, &pdu));
+	assert_int_equal(pdu.command_id, SMPP_ENQUIRE_LINK);
+	smpp_pdu_encode_header_only(header, sizeof(header),
+	    SMPP_ENQUIRE_LINK_RESP, 0, pdu.sequence_number);
+	client_send_raw(client, header, sizeof(header));
+	assert_true(client_receive(client, &pdu));
+	assert_int_equal(pdu.command_id, SMPP_ENQUIRE_LINK);
+	/* This one is not answered. */
+	RUN_UNTIL(client->closed, WAIT_MS);
+	assert_true(client->closed);
+	RUN_UNTIL(server_session_count() == 0, WAIT_MS);
+	assert_int_equal(server_session_count(), 0);
+	client_free(client);
+}
+
+/* Idle (enquire_link aside): unbound by us. Never bound: closed. */
+static void
+test_idle_and_bind_timeouts(void **state)
+{
+	struct client *client, *silent;
+	struct smpp_pdu pdu;
+	uint8_t header[SMPP_HEADER_LENGTH];
+
+	world.config->smpp_idle_timeout_us = 200000;
+	world.config->smpp_bind_timeout_us = 200000;
+	client = bound_client(SMPP_BIND_TRANSCEIVER, "other", "otherpw");
+	silent = client_connect();
+	assert_true(client_receive(client, &pdu));
+	assert_int_equal(pdu.command_id, SMPP_UNBIND);
+	smpp_pdu_encode_header_only(
+	    header, sizeof(header), SMPP_UNBIND_RESP, 0, pdu.sequence_number);
+	client_send_raw(client, header, sizeof(header));
+	RUN_UNTIL(client->closed && silent->closed, WAIT_MS);
+	assert_true(client->closed);
+	assert_true(silent->closed);
+	assert_int_equal(silent->length, 0);
+	client_free(silent);
 	client_free(client);
 }
 
@@ -1664,6 +1744,7 @@ main(void)
 	    SERVER_TEST(test_submit_answered_after_commit),
 	    SERVER_TEST(test_long_message_parts_kept),
 	    SERVER_TEST(test_submit_validation),
+	    SERVER_TEST(test_data_sm_accepted),
 	    SERVER_TEST(test_throttled_above_tps),
 	    SERVER_TEST(test_marketing_to_opted_out_refused),
 	    SERVER_TEST(test_submit_multi_per_destination),
@@ -1672,6 +1753,8 @@ main(void)
 	    SERVER_TEST(test_undecodable_request_answered),
 	    SERVER_TEST(test_bad_lengths_close_only_their_session),
 	    SERVER_TEST(test_peer_not_reading_is_paused),
+	    SERVER_TEST(test_enquire_link_and_dead_peer),
+	    SERVER_TEST(test_idle_and_bind_timeouts),
 	    SERVER_TEST(test_unbind_answered_and_closed),
 	    SERVER_TEST(test_shutdown_unbinds_every_session),
 	    SERVER_TEST(test_receipts_wait_for_a_receiver),
