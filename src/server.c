@@ -247,6 +247,9 @@ static struct {
 	uint8_t tlv_buffer[SERVER_TLV_BUFFER];
 } server;
 
+/* What an empty short_message points at. */
+static const uint8_t empty_octets[1];
+
 /* Bumped by every server_init(): after-commit work of an earlier is void. */
 static uint64_t server_epoch;
 
@@ -1229,7 +1232,10 @@ submit_to(struct server_session *session, const struct submission *submission,
 	request.protocol_id = submission->protocol_id;
 	request.priority_flag = submission->priority_flag;
 	request.registered_delivery = submission->registered_delivery;
-	request.short_message = submission->short_message;
+	/* Never NULL, even empty: it is copied with memcpy(). */
+	request.short_message = submission->short_message != NULL
+				    ? submission->short_message
+				    : empty_octets;
 	request.short_message_length = submission->short_message_length;
 	request.tlv_bytes = submission->tlv_bytes;
 	request.tlv_length = submission->tlv_length;
@@ -1482,8 +1488,9 @@ handle_replace(struct server_session *session, const struct received *received)
 		status = SMPP_ESME_RINVMSGID;
 	else
 		status = outbox_replace(id, session->account->origin,
-		    pdu->short_message, pdu->sm_length,
-		    pdu->registered_delivery);
+		    pdu->short_message != NULL ? pdu->short_message
+					       : empty_octets,
+		    pdu->sm_length, pdu->registered_delivery);
 	log_info(session->log_id, "server", "replace",
 	    "account=%s sequence=%u status=%s", session->account->config->name,
 	    pdu->sequence_number, smpp_status_name(status));
