@@ -110,7 +110,8 @@ FUZZ_TARGETS := \
 	smpp_charset \
 	smpp_udh \
 	smpp_receipt \
-	template
+	template \
+	rule
 
 # ---- benchmarks: tests/bench/bench_NAME.c ---------------------------------
 BENCHES := \
@@ -200,6 +201,16 @@ $(BUILD)/fuzz/fuzz_template: tests/fuzz/fuzz_template.c src/template.c \
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags jansson) -o $@ \
 	    $< src/template.c $(SMPP_SRCS) $(shell pkg-config --libs jansson) -lm
+
+# Rule files: loader, lint and templates over libxml2 and jansson; rule.c
+# builds rules/flow.rng in.
+$(BUILD)/fuzz/fuzz_rule: tests/fuzz/fuzz_rule.c src/rule.c src/rule_lint.c \
+	    src/template.c src/nudged.h rules/flow.rng $(SMPP_SRCS) smpp/smpp.h
+	$(quiet) FUZZ $@
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libxml-2.0 jansson) \
+	    -o $@ $< src/rule.c src/rule_lint.c src/template.c $(SMPP_SRCS) \
+	    $(shell pkg-config --libs libxml-2.0 jansson) -lm
 
 fuzz-build: deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 

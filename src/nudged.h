@@ -1062,7 +1062,7 @@ enum flow_subject {
 enum flow_operator {
 	FLOW_OPERATOR_EQUALS = 0,	/* numbers as numbers, text exactly */
 	FLOW_OPERATOR_NOT_EQUALS,
-	FLOW_OPERATOR_CONTAINS,		/* substring; for a list: an element */
+	FLOW_OPERATOR_CONTAINS,		/* caseless: substring, list element */
 	FLOW_OPERATOR_GREATER_THAN,	/* numbers only */
 	FLOW_OPERATOR_LESS_THAN,	/* numbers only */
 	FLOW_OPERATOR_IS_SET,		/* present, not null, not "" */
