@@ -1324,8 +1324,8 @@ void		 rule_check_set(struct flow *const *flows, size_t count,
 size_t		 rule_check_paths(const char *const *paths, size_t count,
 		    const struct rule_lint_options *options,
 		    struct rule_report *report);
-/* The .xml files of a folder, hidden ones left out, sorted by name; 0, or
- * -1 with errno. Free with rule_paths_free(). */
+/* rule.c: the .xml files of a folder, hidden ones left out, sorted by
+ * name; 0, or -1 with errno. Free with rule_paths_free(). */
 int		 rule_folder_files(const char *folder, char ***paths,
 		    size_t *count);
 void		 rule_paths_free(char **paths, size_t count);

@@ -44,8 +44,9 @@
 
 /*
  * The schema, built in from rules/flow.rng: nudged and nudgectl validate
- * with the copy they were built with, wherever they run from. The trailing
- * NUL lets it be handed around as a string.
+ * with the copy they were built with, wherever they run from. The path is
+ * from the top of the tree, where make runs the compiler; the trailing NUL
+ * lets it be handed around as a string.
  */
 __asm__(".pushsection .rodata\n"
 	"rule_schema_start:\n"
@@ -1836,7 +1837,7 @@ rule_folder_files(const char *folder, char ***paths, size_t *count)
 {
 	struct dirent **entries;
 	char **list;
-	int found, i, saved;
+	int found, i;
 
 	*paths = NULL;
 	*count = 0;
@@ -1847,9 +1848,7 @@ rule_folder_files(const char *folder, char ***paths, size_t *count)
 	for (i = 0; list != NULL && i < found; i++)
 		if (asprintf(&list[i], "%s/%s", folder, entries[i]->d_name) ==
 		    -1) {
-			list[i] = NULL;
-			saved = i;
-			rule_paths_free(list, (size_t)saved);
+			rule_paths_free(list, (size_t)i); /* the ones made */
 			list = NULL;
 		}
 	for (i = 0; i < found; i++)
