@@ -1176,8 +1176,14 @@ compile_steps(struct loader *loader, xmlNodePtr steps)
 	int written;
 
 	number_block(loader, steps);
-	if (loader->too_many_steps || loader->step_count == 0)
+	if (loader->too_many_steps)
 		return;
+	if (loader->step_count == 0) {
+		if (loader->schema_valid)
+			loader_error(loader, xmlGetLineNo(steps),
+			    "<steps> has no step; a flow needs one at least");
+		return;
+	}
 	if ((flow->steps = loader_allocate(
 		 loader, loader->step_count, sizeof(*flow->steps))) == NULL)
 		return;

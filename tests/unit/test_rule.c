@@ -545,6 +545,14 @@ test_schema_structure_errors(void **state)
 	assert_true(report.messages[0].line >= 1);
 	rule_report_free(&report);
 
+	/* A lone goto has nowhere to go. */
+	assert_null(load("<flow id=\"g\" name=\"G\" status=\"live\">\n"
+			 "<trigger><keyword word=\"A\"/></trigger>\n"
+			 "<steps><goto step=\"g\"/></steps>\n"
+			 "</flow>\n"));
+	assert_message(RULE_ERROR, 3, "goto");
+	rule_report_free(&report);
+
 	/* A question outside an SMS, an unknown element. */
 	assert_null(load(HEAD "<question/>\n<bogus/>\n" TAIL));
 	assert_message(RULE_ERROR, 4, "question");
