@@ -55,6 +55,8 @@ static const struct config_key config_key_table[] = {
 	    "empty: no flows."),
 	KEY("nudged", "organization_name", CONFIG_STRING, organization_name, 0,
 	    100, NULL, "", "{{ organization.name }} in SMS templates."),
+	KEY("nudged", "organization_url", CONFIG_STRING, organization_url, 0,
+	    190, NULL, "", "{{ organization.url }} in SMS templates."),
 	KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
 	    INT64_C(1) << 40, NULL, "64M",
 	    "Initial LMDB map size; it grows by doubling when full."),

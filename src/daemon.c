@@ -21,6 +21,7 @@
 #include "nudged.h"
 
 #define DAEMON_SHUTDOWN_POLL_US 20000
+#define DAEMON_TEST_CLOCK_KEY	"test-clock/offset"
 
 struct daemon_shutdown_hook {
 	daemon_shutdown_begin_fn begin;
@@ -186,6 +187,7 @@ daemon_handle_test_clock(struct evhttp_request *request, void *arg)
 {
 	json_t *body, *advance;
 	double seconds;
+	uint8_t offset[8];
 
 	if (evhttp_request_get_command(request) == EVHTTP_REQ_POST) {
 		if ((body = http_read_json(request)) == NULL)
@@ -202,6 +204,11 @@ daemon_handle_test_clock(struct evhttp_request *request, void *arg)
 		}
 		json_decref(body);
 		clock_advance_us((uint64_t)(seconds * 1e6));
+		/* Kept, so a restart does not move time backwards. */
+		store_encode_u64(offset, clock_offset_us());
+		store_put(gateway->store, STORE_DB_META, DAEMON_TEST_CLOCK_KEY,
+		    sizeof(DAEMON_TEST_CLOCK_KEY) - 1, offset, sizeof(offset),
+		    0);
 		log_info(0, "daemon", "test-clock-advanced",
 		    "seconds=%.3f offset_us=%llu", seconds,
 		    (unsigned long long)clock_offset_us());
@@ -210,6 +217,19 @@ daemon_handle_test_clock(struct evhttp_request *request, void *arg)
 	http_reply_json(request, 200, json_pack("{s:I, s:I}", "now_us",
 	    (json_int_t)clock_now_us(), "offset_us",
 	    (json_int_t)clock_offset_us()));
+}
+
+/* The test clock's offset survives restarts: time never runs backwards. */
+static void
+daemon_restore_test_clock(void)
+{
+	const void *value;
+	size_t length;
+
+	if (store_get(gateway->store, STORE_DB_META, DAEMON_TEST_CLOCK_KEY,
+	    sizeof(DAEMON_TEST_CLOCK_KEY) - 1, &value, &length) == STORE_OK &&
+	    length == 8)
+		clock_advance_us(store_decode_u64(value) - clock_offset_us());
 }
 
 /* The last step of a stop: flush, close, remove the pid file, leave. */
@@ -387,6 +407,8 @@ daemon_start(struct config *config, int foreground)
 		log_warnx(0, "daemon", "store-sync-off",
 		    "reason=\"commits are not fsynced: benchmarks only\"");
 	store_attach(gateway->store, gateway->base);
+	if (config->test_clock)
+		daemon_restore_test_clock();
 	timer_init(gateway->base, gateway->store);
 	outbox_init(gateway->base, config);
 	daemon_on_shutdown(outbox_shutdown_begin, outbox_shutdown_done, NULL);
@@ -397,6 +419,7 @@ daemon_start(struct config *config, int foreground)
 	api_event_init(config);
 	flow_init(gateway->base, config);
 	daemon_on_reload(daemon_reload_rules, NULL);
+	outbox_start();
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
 	http_route("GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz,
@@ -405,7 +428,8 @@ daemon_start(struct config *config, int foreground)
 	    NULL);
 	if (config->test_clock) {
 		log_warnx(0, "daemon", "test-clock-enabled",
-		    "reason=\"POST /v1/test/clock moves time\"");
+		    "reason=\"POST /v1/test/clock moves time\" offset_us=%llu",
+		    (unsigned long long)clock_offset_us());
 		http_route("GET", "/v1/test/clock", HTTP_ROUTE_AUTH,
 		    daemon_handle_test_clock, NULL);
 		http_route("POST", "/v1/test/clock", HTTP_ROUTE_AUTH,

@@ -547,10 +547,11 @@ flow_context(const struct profile *profile, json_t *event, uint64_t id,
 	char id_text[24];
 
 	snprintf(id_text, sizeof(id_text), "%llu", (unsigned long long)id);
-	return json_pack("{s:o, s:O, s:{s:s, s:s}, s:{s:s}}", "person",
+	return json_pack("{s:o, s:O, s:{s:s, s:s}, s:{s:s, s:s}}", "person",
 	    profile_to_json(profile), "event", event, "journey", "id",
 	    id_text, "flow", flow->id, "organization", "name",
-	    flow_config->organization_name);
+	    flow_config->organization_name, "url",
+	    flow_config->organization_url);
 }
 
 /*

@@ -213,6 +213,7 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 	uint8_t key[MO_PART_KEY_MAX + 1], *value;
 	const char *name = link_name(link);
 	const char *from = pdu->source_addr != NULL ? pdu->source_addr : "";
+	char international[OUTBOX_ADDRESS_SIZE];
 	const char *to = pdu->destination_addr != NULL ?
 	    pdu->destination_addr : "";
 	char *text;
@@ -223,6 +224,13 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 	    &tlv)) {
 		payload = tlv.value;
 		length = tlv.length;
+	}
+	/* An international sender is kept as E.164, so profiles match it. */
+	if (pdu->source_addr_ton == 1 && from[0] != '+' && from[0] != '\0' &&
+	    strspn(from, "0123456789") == strlen(from) &&
+	    strlen(from) + 2 <= sizeof(international)) {
+		snprintf(international, sizeof(international), "+%s", from);
+		from = international;
 	}
 	memset(&part, 0, sizeof(part));
 	part.version = OUTBOX_RECORD_VERSION;

@@ -175,6 +175,7 @@ struct config {
 	char		*default_country;
 	char		*rules_dir;
 	char		*organization_name;
+	char		*organization_url;
 	/* [store] */
 	uint64_t	 store_map_size;
 	int64_t		 store_max_readers;
@@ -731,6 +732,8 @@ uint32_t	 outbox_replace(uint64_t id, const char *origin,
 		    const uint8_t *short_message, size_t length,
 		    uint8_t registered_delivery);
 void		 outbox_add_observer(outbox_observer_fn fn, void *arg);
+/* After every module registered its observers: recover, start sending. */
+void		 outbox_start(void);
 /* Frees the links and what the outbox holds in memory (after the loop). */
 void		 outbox_free(void);
 /* Shutdown hooks: stop sending and unbind; done when links are idle. */

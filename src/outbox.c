@@ -760,7 +760,8 @@ outbox_store_part(uint64_t id, unsigned int number,
 	if (buffer == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 	memcpy(buffer, &record, sizeof(record));
-	memcpy(buffer + sizeof(record), octets, octets_length);
+	if (octets_length > 0)
+		memcpy(buffer + sizeof(record), octets, octets_length);
 	if (tlv_length > 0)
 		memcpy(buffer + sizeof(record) + octets_length, tlvs,
 		    tlv_length);
@@ -1164,7 +1165,8 @@ outbox_replace(uint64_t id, const char *origin, const uint8_t *short_message,
 	part.short_message_length = (uint16_t)length;
 	part.registered_delivery = registered_delivery;
 	memcpy(buffer, &part, sizeof(part));
-	memcpy(buffer + sizeof(part), short_message, length);
+	if (length > 0)
+		memcpy(buffer + sizeof(part), short_message, length);
 	if (store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key), buffer,
 	    sizeof(part) + length + part.tlv_length, 0) != STORE_OK) {
 		free(buffer);
@@ -1890,11 +1892,20 @@ outbox_init(struct event_base *base, const struct config *config)
 	mo_init(config);
 	callback_init(base);
 	link_start_all(base, config, &events);
-	outbox_recover();
-	outbox_schedule();
 	if ((status_event = evtimer_new(base, outbox_write_link_status,
 	    NULL)) == NULL)
 		fatal("outbox", "out-of-memory", NULL);
+}
+
+/*
+ * Recovery runs once every observer is registered (the server side wants
+ * to hear of parts that became UNKNOWN in the crash), then sending starts.
+ */
+void
+outbox_start(void)
+{
+	outbox_recover();
+	outbox_schedule();
 	outbox_write_link_status(-1, 0, NULL);
 }
 

@@ -437,6 +437,7 @@ group_setup(void **state)
 	gateway->config = world.config;
 	timer_init(world.base, world.store);
 	outbox_init(world.base, world.config);
+	outbox_start();
 	optout_init();
 	*state = NULL;
 	return 0;
