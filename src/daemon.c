@@ -170,15 +170,16 @@ daemon_handle_healthz(struct evhttp_request *request, void *arg)
 	    sizeof(probe_key) - 1, &value, &value_length);
 	store_ok = result == STORE_OK || result == STORE_NOT_FOUND;
 	store_get_stats(gateway->store, &stats);
+	/* A failing rule file is reported, not fatal: its last good runs. */
 	http_reply_json(request, store_ok ? 200 : 503,
-	    json_pack("{s:s, s:s, s:f, s:{s:b, s:I, s:I, s:I}}", "status",
+	    json_pack("{s:s, s:s, s:f, s:{s:b, s:I, s:I, s:I}, s:o}", "status",
 		store_ok ? "ok" : "degraded", "version", NUDGE_VERSION,
 		"uptime_seconds",
 		(double)(clock_monotonic_us() - gateway->started_us) / 1e6,
 		"store", "ok", store_ok, "map_size_bytes",
 		(json_int_t)stats.map_size, "used_bytes",
 		(json_int_t)stats.used_bytes, "commit_failures",
-		(json_int_t)stats.commit_failures));
+		(json_int_t)stats.commit_failures, "rules", flow_health()));
 }
 
 /* Test clock: moves "now" forward so timers due by then fire. */

@@ -968,6 +968,24 @@ flow_handle_event(void *arg, uint64_t event_id, const char *metric,
 		json_decref(event);
 }
 
+json_t *
+flow_health(void)
+{
+	json_t *failing = json_array();
+	size_t i, loaded = 0;
+
+	for (i = 0; i < file_count; i++) {
+		if (files[i].flow != NULL)
+			loaded++;
+		if (files[i].failing)
+			json_array_append_new(failing, json_pack("{s:s, s:b}",
+			    "file", files[i].path, "running_previous",
+			    files[i].flow != NULL));
+	}
+	return json_pack("{s:I, s:o}", "flows_loaded", (json_int_t)loaded,
+	    "failing", failing);
+}
+
 /* ---- start and stop ------------------------------------------------------ */
 
 void

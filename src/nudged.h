@@ -1433,6 +1433,8 @@ void		 flow_free(void);
 /* Loads or reloads every rule file of the folder; returns errors found. */
 size_t		 flow_reload(void);
 const char	*flow_journey_strstate(enum flow_journey_state state);
+/* {"flows_loaded": N, "failing": [{"file", "running_previous"}]}. */
+struct json_t	*flow_health(void);
 
 /* ===== daemon.c ===== */
 
