@@ -17,15 +17,15 @@
 
 #include "nudged.h"
 
-#define API_EVENT_BATCH_MAX	1000
-#define API_EVENT_METRIC_MAX	64
-#define API_EVENT_UNIQUE_ID_MAX	128
+#define API_EVENT_BATCH_MAX     1000
+#define API_EVENT_METRIC_MAX    64
+#define API_EVENT_UNIQUE_ID_MAX 128
 
 /* A 202 waiting for the commit that makes it true. */
 struct api_event_reply {
-	struct evhttp_request	*request;
-	json_t			*body;
-	int			 status;	/* 202 for events, 200 for PUT */
+	struct evhttp_request *request;
+	json_t *body;
+	int status; /* 202 for events, 200 for PUT */
 };
 
 static const struct config *api_event_config;
@@ -57,8 +57,8 @@ api_event_committed(void *arg, enum store_result result)
 
 /* Answers after the commit of this turn (see api_event_committed). */
 static void
-api_event_reply_after_commit(struct evhttp_request *request, int status,
-    json_t *body)
+api_event_reply_after_commit(
+    struct evhttp_request *request, int status, json_t *body)
 {
 	struct api_event_reply *reply;
 
@@ -104,8 +104,9 @@ api_event_parse_time(json_t *value, uint64_t *time_us)
 		*time_us = (uint64_t)seconds * 1000000;
 		return 0;
 	}
-	if ((*rest == '+' || *rest == '-') && sscanf(rest + 1, "%2d:%2d",
-	    &offset_hours, &offset_minutes) == 2 && strlen(rest) == 6) {
+	if ((*rest == '+' || *rest == '-') &&
+	    sscanf(rest + 1, "%2d:%2d", &offset_hours, &offset_minutes) == 2 &&
+	    strlen(rest) == 6) {
 		sign = *rest == '+' ? 1 : -1;
 		seconds -= sign * (offset_hours * 3600 + offset_minutes * 60);
 		*time_us = (uint64_t)seconds * 1000000;
@@ -118,7 +119,7 @@ api_event_parse_time(json_t *value, uint64_t *time_us)
 static double
 api_event_order_value(json_t *properties)
 {
-	static const char *const names[] = { "$value", "value", "OrderValue" };
+	static const char *const names[] = {"$value", "value", "OrderValue"};
 	json_t *value;
 	size_t i;
 
@@ -135,8 +136,8 @@ static json_t *
 api_event_refusal(const char *field, const char *reason)
 {
 	metrics_add(metric_refused, 1);
-	return json_pack("{s:s, s:s, s:s++}", "error", "invalid_field",
-	    "field", field, "detail", field, ": ", reason);
+	return json_pack("{s:s, s:s, s:s++}", "error", "invalid_field", "field",
+	    field, "detail", field, ": ", reason);
 }
 
 /* Resolves the event's subscriber: phone_number, else a known external_id. */
@@ -144,25 +145,26 @@ static int
 api_event_number(json_t *profile_object, char *number, size_t size,
     const char **field, char *reason, size_t reason_size)
 {
-	const char *phone = json_string_value(json_object_get(profile_object,
-	    "phone_number"));
-	const char *external = json_string_value(json_object_get(profile_object,
-	    "external_id"));
+	const char *phone =
+	    json_string_value(json_object_get(profile_object, "phone_number"));
+	const char *external =
+	    json_string_value(json_object_get(profile_object, "external_id"));
 	const char *error;
 
 	*field = "profile.phone_number";
 	if (phone != NULL) {
 		if (phone_normalize(phone, api_event_config->default_country,
-		    number, size, &error) == -1) {
+			number, size, &error) == -1) {
 			snprintf(reason, reason_size, "%s", error);
 			return -1;
 		}
 		return 0;
 	}
-	if (external != NULL && profile_find_external(external, number,
-	    size) == STORE_OK)
+	if (external != NULL &&
+	    profile_find_external(external, number, size) == STORE_OK)
 		return 0;
-	snprintf(reason, reason_size, "required (or an external_id of a known "
+	snprintf(reason, reason_size,
+	    "required (or an external_id of a known "
 	    "profile)");
 	return -1;
 }
@@ -188,24 +190,26 @@ api_event_accept_one(json_t *event, int *accepted)
 	if (metric == NULL || metric[0] == '\0' ||
 	    strlen(metric) > API_EVENT_METRIC_MAX)
 		return api_event_refusal("metric", "a non-empty string of at "
-		    "most 64 characters");
+						   "most 64 characters");
 	properties = json_object_get(event, "properties");
 	if (properties != NULL && !json_is_null(properties) &&
 	    !json_is_object(properties))
 		return api_event_refusal("properties", "must be an object");
 	if (api_event_parse_time(json_object_get(event, "time"), &time_us) ==
 	    -1)
-		return api_event_refusal("time", "ISO 8601 with a zone "
+		return api_event_refusal("time",
+		    "ISO 8601 with a zone "
 		    "(2026-11-23T10:00:00Z) or epoch seconds");
 	value = json_object_get(event, "unique_id");
 	if (value != NULL && !json_is_null(value)) {
 		unique_id = json_string_value(value);
 		if (unique_id == NULL || unique_id[0] == '\0' ||
 		    strlen(unique_id) > API_EVENT_UNIQUE_ID_MAX)
-			return api_event_refusal("unique_id", "a non-empty "
+			return api_event_refusal("unique_id",
+			    "a non-empty "
 			    "string of at most 128 characters");
 		if (store_get(gateway->store, STORE_DB_EVENT_IDS, unique_id,
-		    strlen(unique_id), &found, &found_length) == STORE_OK &&
+			strlen(unique_id), &found, &found_length) == STORE_OK &&
 		    found_length == 8) {
 			/* Seen before: same answer, nothing done twice. */
 			metrics_add(metric_duplicates, 1);
@@ -219,38 +223,40 @@ api_event_accept_one(json_t *event, int *accepted)
 	profile_object = json_object_get(event, "profile");
 	if (!json_is_object(profile_object))
 		return api_event_refusal("profile", "required, an object with "
-		    "phone_number");
+						    "phone_number");
 	if (api_event_number(profile_object, number, sizeof(number), &field,
-	    reason, sizeof(reason)) == -1)
+		reason, sizeof(reason)) == -1)
 		return api_event_refusal(field, reason);
 	if (profile_load(number, &profile) != STORE_OK)
 		return json_pack("{s:s, s:s}", "error", "store_unavailable",
 		    "detail", "the profile could not be read");
 	if (profile_merge(&profile, profile_object, &field, reason,
-	    sizeof(reason)) == -1) {
+		sizeof(reason)) == -1) {
 		profile_release(&profile);
 		return api_event_refusal(field, reason);
 	}
 	if (strcmp(metric, "Placed Order") == 0)
-		profile_record_order(&profile,
-		    api_event_order_value(properties), time_us);
+		profile_record_order(
+		    &profile, api_event_order_value(properties), time_us);
 	if (profile_save(&profile) != STORE_OK ||
-	    (event_id = store_sequence_next(gateway->store,
-	    STORE_SEQUENCE_EVENT)) == 0) {
+	    (event_id = store_sequence_next(
+		 gateway->store, STORE_SEQUENCE_EVENT)) == 0) {
 		profile_release(&profile);
 		return json_pack("{s:s, s:s}", "error", "store_unavailable",
 		    "detail", "the event could not be stored");
 	}
 	stored = json_pack("{s:s, s:s, s:O, s:I}", "metric", metric, "number",
-	    number, "properties", properties != NULL ? properties :
-	    json_null(), "time_us", (json_int_t)time_us);
+	    number, "properties", properties != NULL ? properties : json_null(),
+	    "time_us", (json_int_t)time_us);
 	text = json_dumps(stored, JSON_COMPACT);
 	json_decref(stored);
 	store_encode_u64(key, event_id);
-	if (text == NULL || store_put(gateway->store, STORE_DB_EVENTS, key,
-	    sizeof(key), text, strlen(text), STORE_PUT_APPEND) != STORE_OK ||
-	    (unique_id != NULL && store_put(gateway->store, STORE_DB_EVENT_IDS,
-	    unique_id, strlen(unique_id), key, sizeof(key), 0) != STORE_OK)) {
+	if (text == NULL ||
+	    store_put(gateway->store, STORE_DB_EVENTS, key, sizeof(key), text,
+		strlen(text), STORE_PUT_APPEND) != STORE_OK ||
+	    (unique_id != NULL &&
+		store_put(gateway->store, STORE_DB_EVENT_IDS, unique_id,
+		    strlen(unique_id), key, sizeof(key), 0) != STORE_OK)) {
 		free(text);
 		profile_release(&profile);
 		return json_pack("{s:s, s:s}", "error", "store_unavailable",
@@ -264,7 +270,8 @@ api_event_accept_one(json_t *event, int *accepted)
 	profile_release(&profile);
 	metrics_add(metric_accepted, 1);
 	*accepted = 1;
-	snprintf(id_text, sizeof(id_text), "%llu", (unsigned long long)event_id);
+	snprintf(
+	    id_text, sizeof(id_text), "%llu", (unsigned long long)event_id);
 	return json_pack("{s:s, s:o}", "id", id_text, "journeys", journeys);
 }
 
@@ -282,8 +289,10 @@ api_event_post(struct evhttp_request *request, void *arg)
 		result = api_event_accept_one(body, &accepted);
 		json_decref(body);
 		if (!accepted) {
-			http_reply_json(request, json_object_get(result,
-			    "field") != NULL ? 400 : 503, result);
+			http_reply_json(request,
+			    json_object_get(result, "field") != NULL ? 400
+								     : 503,
+			    result);
 			return;
 		}
 		api_event_reply_after_commit(request, 202, result);
@@ -297,16 +306,17 @@ api_event_post(struct evhttp_request *request, void *arg)
 		return;
 	}
 	results = json_array();
-	json_array_foreach(list, index, event) {
-		json_array_append_new(results, api_event_accept_one(event,
-		    &accepted));
+	json_array_foreach(list, index, event)
+	{
+		json_array_append_new(
+		    results, api_event_accept_one(event, &accepted));
 		accepted_count += accepted;
 	}
 	json_decref(body);
-	api_event_reply_after_commit(request, 202, json_pack("{s:i, s:i, s:o}",
-	    "accepted", accepted_count, "refused",
-	    (int)json_array_size(results) - accepted_count, "results",
-	    results));
+	api_event_reply_after_commit(request, 202,
+	    json_pack("{s:i, s:i, s:o}", "accepted", accepted_count, "refused",
+		(int)json_array_size(results) - accepted_count, "results",
+		results));
 }
 
 /* GET and PUT /v1/profiles/{number}. */
@@ -321,9 +331,9 @@ api_event_profile(struct evhttp_request *request, void *arg)
 
 	http_request_path(request, path, sizeof(path));
 	decoded = evhttp_uridecode(path + strlen("/v1/profiles/"), 0, NULL);
-	if (decoded == NULL || phone_normalize(decoded,
-	    api_event_config->default_country, number, sizeof(number),
-	    &error) == -1) {
+	if (decoded == NULL ||
+	    phone_normalize(decoded, api_event_config->default_country, number,
+		sizeof(number), &error) == -1) {
 		free(decoded);
 		http_reply_error(request, 400, "invalid_field", "number: %s",
 		    decoded == NULL ? "not decodable" : error);
@@ -354,8 +364,8 @@ api_event_profile(struct evhttp_request *request, void *arg)
 	    -1) {
 		json_decref(body);
 		profile_release(&profile);
-		http_reply_error(request, 400, "invalid_field", "%s: %s", field,
-		    reason);
+		http_reply_error(
+		    request, 400, "invalid_field", "%s: %s", field, reason);
 		return;
 	}
 	json_decref(body);
@@ -373,8 +383,8 @@ void
 api_event_init(const struct config *config)
 {
 	api_event_config = config;
-	metric_accepted = metrics_counter("nudge_events_total", NULL,
-	    "Events accepted by POST /v1/events.");
+	metric_accepted = metrics_counter(
+	    "nudge_events_total", NULL, "Events accepted by POST /v1/events.");
 	metric_duplicates = metrics_counter("nudge_events_duplicate_total",
 	    NULL, "Events whose unique_id was seen before.");
 	metric_refused = metrics_counter("nudge_events_refused_total", NULL,

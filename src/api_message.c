@@ -14,12 +14,12 @@
 #include "smpp.h"
 #include "nudged.h"
 
-#define API_MESSAGE_BATCH_MAX	1000
+#define API_MESSAGE_BATCH_MAX 1000
 
 /* A 202 waiting for the commit that makes it true. */
 struct api_message_reply {
-	struct evhttp_request	*request;
-	json_t			*body;
+	struct evhttp_request *request;
+	json_t *body;
 };
 
 static struct metric *metric_refused;
@@ -73,8 +73,8 @@ api_message_committed(void *arg, enum store_result result)
 
 /* Reads one message object into a request; returns the bad field or NULL. */
 static const char *
-api_message_parse(json_t *object, struct outbox_request *request,
-    char *reason, size_t reason_size)
+api_message_parse(json_t *object, struct outbox_request *request, char *reason,
+    size_t reason_size)
 {
 	json_t *value;
 	const char *class_name;
@@ -118,7 +118,7 @@ api_message_parse(json_t *object, struct outbox_request *request,
 		if (class_name != NULL && strcmp(class_name, "marketing") == 0)
 			request->message_class = OUTBOX_CLASS_MARKETING;
 		else if (class_name == NULL ||
-		    strcmp(class_name, "transactional") != 0) {
+			 strcmp(class_name, "transactional") != 0) {
 			snprintf(reason, reason_size,
 			    "'transactional' or 'marketing'");
 			return "class";
@@ -129,8 +129,8 @@ api_message_parse(json_t *object, struct outbox_request *request,
 		validity = json_number_value(value);
 		if (!json_is_number(value) || validity < 60 ||
 		    validity > 7 * 86400) {
-			snprintf(reason, reason_size,
-			    "seconds, from 60 to 604800");
+			snprintf(
+			    reason, reason_size, "seconds, from 60 to 604800");
 			return "validity";
 		}
 		request->validity_us = (uint64_t)(validity * 1e6);
@@ -141,7 +141,8 @@ api_message_parse(json_t *object, struct outbox_request *request,
 		if (request->callback_url == NULL ||
 		    strncmp(request->callback_url, "http://", 7) != 0) {
 			snprintf(reason, reason_size,
-			    "an http:// URL (https callbacks are not supported)");
+			    "an http:// URL (https callbacks are not "
+			    "supported)");
 			return "callback_url";
 		}
 	}
@@ -160,7 +161,7 @@ api_message_submit_one(json_t *object, int *accepted)
 	*accepted = 0;
 	field = api_message_parse(object, &request, reason, sizeof(reason));
 	if (field == NULL && outbox_submit(&request, &result, &field, reason,
-	    sizeof(reason)) == 0) {
+				 sizeof(reason)) == 0) {
 		*accepted = 1;
 		snprintf(id, sizeof(id), "%" PRIu64, result.id);
 		return json_pack("{s:s, s:s, s:i, s:s}", "id", id, "state",
@@ -171,8 +172,8 @@ api_message_submit_one(json_t *object, int *accepted)
 	if (field[0] == '\0')
 		return json_pack("{s:s, s:s}", "error", "store_unavailable",
 		    "detail", reason);
-	return json_pack("{s:s, s:s, s:s++}", "error", "invalid_field",
-	    "field", field, "detail", field, ": ", reason);
+	return json_pack("{s:s, s:s, s:s++}", "error", "invalid_field", "field",
+	    field, "detail", field, ": ", reason);
 }
 
 static void
@@ -196,9 +197,10 @@ api_message_post(struct evhttp_request *request, void *arg)
 			return;
 		}
 		results = json_array();
-		json_array_foreach(list, index, result) {
-			json_array_append_new(results,
-			    api_message_submit_one(result, &accepted));
+		json_array_foreach(list, index, result)
+		{
+			json_array_append_new(
+			    results, api_message_submit_one(result, &accepted));
 			accepted_count += accepted;
 		}
 		json_decref(body);
@@ -210,8 +212,10 @@ api_message_post(struct evhttp_request *request, void *arg)
 		json_decref(body);
 		if (!accepted) {
 			first_error = result;
-			http_reply_json(request, json_object_get(first_error,
-			    "field") != NULL ? 400 : 503, first_error);
+			http_reply_json(request,
+			    json_object_get(first_error, "field") != NULL ? 400
+									  : 503,
+			    first_error);
 			return;
 		}
 		body = result;
@@ -232,19 +236,20 @@ api_message_part_json(uint64_t id, unsigned int number)
 
 	if (outbox_read_part(id, number, &part) != STORE_OK)
 		return json_null();
-	object = json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "number",
-	    (int)number, "state", outbox_strstate(
-	    (enum outbox_state)part.state), "link", part.link, "smsc_id",
-	    part.smsc_id, "submitted_at", api_message_time(part.submitted_us),
-	    "responded_at", api_message_time(part.responded_us));
+	object =
+	    json_pack("{s:i, s:s, s:s, s:s, s:o, s:o}", "number", (int)number,
+		"state", outbox_strstate((enum outbox_state)part.state), "link",
+		part.link, "smsc_id", part.smsc_id, "submitted_at",
+		api_message_time(part.submitted_us), "responded_at",
+		api_message_time(part.responded_us));
 	if (part.responded_us != 0)
 		json_object_set_new(object, "submit_status",
 		    json_string(smpp_status_name(part.submit_status)));
 	if (part.receipt_us != 0) {
 		receipt = json_pack("{s:s, s:i, s:o}", "state",
 		    smpp_receipt_state_name(
-		    (enum smpp_message_state)part.receipt_state), "error",
-		    (int)part.receipt_error, "at",
+			(enum smpp_message_state)part.receipt_state),
+		    "error", (int)part.receipt_error, "at",
 		    api_message_time(part.receipt_us));
 		json_object_set_new(object, "receipt", receipt);
 	}
@@ -290,29 +295,32 @@ api_message_get(struct evhttp_request *request, void *arg)
 	for (number = 1; number <= message.part_count; number++)
 		json_array_append_new(parts, api_message_part_json(id, number));
 	history = json_array();
-	for (number = 0; number < message.history_count &&
-	    number < OUTBOX_HISTORY_MAX; number++) {
+	for (number = 0;
+	     number < message.history_count && number < OUTBOX_HISTORY_MAX;
+	     number++) {
 		entry = &message.history[number];
-		json_array_append_new(history, json_pack("{s:o, s:s, s:i, s:s, "
-		    "s:I}", "at", api_message_time(entry->time_us), "state",
-		    outbox_strstate((enum outbox_state)entry->state), "part",
-		    entry->part, "reason",
-		    outbox_strreason((enum outbox_reason)entry->reason),
-		    "status", (json_int_t)entry->status));
+		json_array_append_new(history,
+		    json_pack("{s:o, s:s, s:i, s:s, "
+			      "s:I}",
+			"at", api_message_time(entry->time_us), "state",
+			outbox_strstate((enum outbox_state)entry->state),
+			"part", entry->part, "reason",
+			outbox_strreason((enum outbox_reason)entry->reason),
+			"status", (json_int_t)entry->status));
 	}
 	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, "
-	    "s:o, s:o, s:o, s:o, s:o}",
-	    "id", id_text,
-	    "state", outbox_strstate((enum outbox_state)message.state),
-	    "to", message.to, "from", message.from,
-	    "class", outbox_strclass((enum outbox_class)message.message_class),
-	    "origin", message.origin, "link", message.link,
-	    "part_count", (int)message.part_count,
-	    "coding", api_message_coding_name(message.data_coding),
-	    "text", json_string(text),
-	    "created_at", api_message_time(message.created_us),
-	    "expires_at", api_message_time(message.expires_us),
-	    "parts", parts, "history", history);
+			 "s:o, s:o, s:o, s:o, s:o}",
+	    "id", id_text, "state",
+	    outbox_strstate((enum outbox_state)message.state), "to", message.to,
+	    "from", message.from, "class",
+	    outbox_strclass((enum outbox_class)message.message_class), "origin",
+	    message.origin, "link", message.link, "part_count",
+	    (int)message.part_count, "coding",
+	    api_message_coding_name(message.data_coding), "text",
+	    json_string(text), "created_at",
+	    api_message_time(message.created_us), "expires_at",
+	    api_message_time(message.expires_us), "parts", parts, "history",
+	    history);
 	free(text);
 	if (body == NULL) {
 		http_reply_error(request, 500, "encoding_failed",

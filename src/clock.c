@@ -16,7 +16,7 @@ clock_now_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 +
-	    clock_offset;
+	       clock_offset;
 }
 
 uint64_t

@@ -19,11 +19,11 @@
 
 struct http_route_entry {
 	enum evhttp_cmd_type method;
-	char		*path;
-	size_t		 path_length;
-	int		 flags;
-	http_handler_fn	 fn;
-	void		*arg;
+	char *path;
+	size_t path_length;
+	int flags;
+	http_handler_fn fn;
+	void *arg;
 };
 
 static struct evhttp *http_server;
@@ -36,15 +36,15 @@ static struct metric *http_requests_metric;
 static struct metric *http_refused_metric;
 
 static const struct {
-	const char	*name;
+	const char *name;
 	enum evhttp_cmd_type method;
 } http_methods[] = {
-	{ "GET", EVHTTP_REQ_GET },
-	{ "POST", EVHTTP_REQ_POST },
-	{ "PUT", EVHTTP_REQ_PUT },
-	{ "DELETE", EVHTTP_REQ_DELETE },
-	{ "PATCH", EVHTTP_REQ_PATCH },
-	{ "HEAD", EVHTTP_REQ_HEAD },
+    {"GET", EVHTTP_REQ_GET},
+    {"POST", EVHTTP_REQ_POST},
+    {"PUT", EVHTTP_REQ_PUT},
+    {"DELETE", EVHTTP_REQ_DELETE},
+    {"PATCH", EVHTTP_REQ_PATCH},
+    {"HEAD", EVHTTP_REQ_HEAD},
 };
 
 void
@@ -54,8 +54,8 @@ http_route(const char *method, const char *path, int flags, http_handler_fn fn,
 	struct http_route_entry *route;
 	size_t i;
 
-	http_routes = reallocarray(http_routes, http_route_count + 1,
-	    sizeof(*http_routes));
+	http_routes = reallocarray(
+	    http_routes, http_route_count + 1, sizeof(*http_routes));
 	if (http_routes == NULL)
 		fatal("http", "out-of-memory", NULL);
 	route = &http_routes[http_route_count];
@@ -103,8 +103,8 @@ http_reply_json(struct evhttp_request *request, int status, json_t *body)
 }
 
 void
-http_reply_error(struct evhttp_request *request, int status,
-    const char *error, const char *detail_fmt, ...)
+http_reply_error(struct evhttp_request *request, int status, const char *error,
+    const char *detail_fmt, ...)
 {
 	char detail[512];
 	va_list ap;
@@ -140,8 +140,8 @@ http_read_json(struct evhttp_request *request)
 	char *text;
 
 	if (length == 0) {
-		http_reply_error(request, 400, "empty_body",
-		    "a JSON object is required");
+		http_reply_error(
+		    request, 400, "empty_body", "a JSON object is required");
 		return NULL;
 	}
 	if (length > http_max_body) {
@@ -175,7 +175,8 @@ http_token_matches(const char *given, size_t given_length)
 	unsigned char difference = given_length != expected_length;
 
 	for (i = 0; i < given_length; i++)
-		difference |= (unsigned char)given[i] ^
+		difference |=
+		    (unsigned char)given[i] ^
 		    (unsigned char)http_token[i % (expected_length + 1)];
 	return difference == 0;
 }
@@ -202,8 +203,8 @@ http_authorized(struct evhttp_request *request)
 
 	if (http_token[0] == '\0')
 		return http_peer_is_loopback(request);
-	header = evhttp_find_header(evhttp_request_get_input_headers(request),
-	    "Authorization");
+	header = evhttp_find_header(
+	    evhttp_request_get_input_headers(request), "Authorization");
 	if (header == NULL || strncmp(header, "Bearer ", 7) != 0)
 		return 0;
 	return http_token_matches(header + 7, strlen(header + 7));
@@ -258,22 +259,22 @@ http_start(struct event_base *base, const struct config *config)
 
 	http_set_token(config->http_api_token);
 	http_max_body = config->http_max_body_size;
-	http_requests_metric = metrics_counter("nudge_http_requests_total",
-	    NULL, "HTTP requests received.");
+	http_requests_metric = metrics_counter(
+	    "nudge_http_requests_total", NULL, "HTTP requests received.");
 	http_refused_metric = metrics_counter("nudge_http_errors_total", NULL,
 	    "HTTP requests answered with an error.");
 	if ((http_server = evhttp_new(base)) == NULL)
 		return -1;
-	evhttp_set_allowed_methods(http_server, EVHTTP_REQ_GET |
-	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
+	evhttp_set_allowed_methods(http_server,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+		EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD);
 	/* evhttp refuses larger bodies itself; ours gets the JSON error. */
 	evhttp_set_max_body_size(http_server, (ev_ssize_t)http_max_body * 2);
-	evhttp_set_timeout(http_server,
-	    (int)(config->http_timeout_us / 1000000));
+	evhttp_set_timeout(
+	    http_server, (int)(config->http_timeout_us / 1000000));
 	evhttp_set_gencb(http_server, http_dispatch, NULL);
-	bound = evhttp_bind_socket_with_handle(http_server,
-	    config->http_listen.host, config->http_listen.port);
+	bound = evhttp_bind_socket_with_handle(
+	    http_server, config->http_listen.host, config->http_listen.port);
 	if (bound == NULL) {
 		log_warn(0, "http", "listen-failed", "address=%s:%u",
 		    config->http_listen.host, config->http_listen.port);

@@ -16,15 +16,15 @@ static int log_to_stderr = 1;
 static enum log_level log_level = LOG_LEVEL_INFO;
 
 static const char *const log_level_names[] = {
-	[LOG_LEVEL_WARN] = "warn",
-	[LOG_LEVEL_INFO] = "info",
-	[LOG_LEVEL_DEBUG] = "debug",
+    [LOG_LEVEL_WARN] = "warn",
+    [LOG_LEVEL_INFO] = "info",
+    [LOG_LEVEL_DEBUG] = "debug",
 };
 
 static const int log_syslog_priorities[] = {
-	[LOG_LEVEL_WARN] = LOG_WARNING,
-	[LOG_LEVEL_INFO] = LOG_INFO,
-	[LOG_LEVEL_DEBUG] = LOG_DEBUG,
+    [LOG_LEVEL_WARN] = LOG_WARNING,
+    [LOG_LEVEL_INFO] = LOG_INFO,
+    [LOG_LEVEL_DEBUG] = LOG_DEBUG,
 };
 
 void
@@ -89,8 +89,8 @@ log_emit(enum log_level level, uint64_t id, const char *subsystem,
 }
 
 void
-log_warn(uint64_t id, const char *subsystem, const char *event,
-    const char *fmt, ...)
+log_warn(
+    uint64_t id, const char *subsystem, const char *event, const char *fmt, ...)
 {
 	va_list ap;
 	char error_text[128];
@@ -102,8 +102,8 @@ log_warn(uint64_t id, const char *subsystem, const char *event,
 }
 
 void
-log_warnx(uint64_t id, const char *subsystem, const char *event,
-    const char *fmt, ...)
+log_warnx(
+    uint64_t id, const char *subsystem, const char *event, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -113,8 +113,8 @@ log_warnx(uint64_t id, const char *subsystem, const char *event,
 }
 
 void
-log_info(uint64_t id, const char *subsystem, const char *event,
-    const char *fmt, ...)
+log_info(
+    uint64_t id, const char *subsystem, const char *event, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -124,8 +124,8 @@ log_info(uint64_t id, const char *subsystem, const char *event,
 }
 
 void
-log_debug(uint64_t id, const char *subsystem, const char *event,
-    const char *fmt, ...)
+log_debug(
+    uint64_t id, const char *subsystem, const char *event, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -14,20 +14,20 @@
 #define METRICS_MAX_BOUNDS 32
 
 struct metric {
-	char		*name;
-	char		*labels;	/* inside of {}, or empty */
-	char		*help;
+	char *name;
+	char *labels; /* inside of {}, or empty */
+	char *help;
 	enum metric_type type;
-	double		 value;		/* counter, gauge; histogram sum */
-	uint64_t	 count;		/* histogram observations */
-	size_t		 bound_count;
-	double		 bounds[METRICS_MAX_BOUNDS];
-	uint64_t	 buckets[METRICS_MAX_BOUNDS]; /* per bucket, not cumulative */
+	double value;   /* counter, gauge; histogram sum */
+	uint64_t count; /* histogram observations */
+	size_t bound_count;
+	double bounds[METRICS_MAX_BOUNDS];
+	uint64_t buckets[METRICS_MAX_BOUNDS]; /* per bucket, not cumulative */
 };
 
 struct metrics_collector {
 	metrics_collector_fn fn;
-	void		*arg;
+	void *arg;
 };
 
 static struct metric **metrics;
@@ -36,9 +36,9 @@ static struct metrics_collector *collectors;
 static size_t collectors_count;
 
 static const char *const metric_type_names[] = {
-	[METRIC_COUNTER] = "counter",
-	[METRIC_GAUGE] = "gauge",
-	[METRIC_HISTOGRAM] = "histogram",
+    [METRIC_COUNTER] = "counter",
+    [METRIC_GAUGE] = "gauge",
+    [METRIC_HISTOGRAM] = "histogram",
 };
 
 static char *
@@ -72,8 +72,8 @@ metrics_find_or_create(enum metric_type type, const char *name,
 	}
 	if (metrics_count == metrics_capacity) {
 		metrics_capacity = metrics_capacity ? metrics_capacity * 2 : 64;
-		metrics = reallocarray(metrics, metrics_capacity,
-		    sizeof(*metrics));
+		metrics =
+		    reallocarray(metrics, metrics_capacity, sizeof(*metrics));
 		if (metrics == NULL)
 			fatal("metrics", "out-of-memory", NULL);
 	}
@@ -153,8 +153,8 @@ metrics_value(const struct metric *metric)
 void
 metrics_add_collector(metrics_collector_fn fn, void *arg)
 {
-	collectors = reallocarray(collectors, collectors_count + 1,
-	    sizeof(*collectors));
+	collectors =
+	    reallocarray(collectors, collectors_count + 1, sizeof(*collectors));
 	if (collectors == NULL)
 		fatal("metrics", "out-of-memory", NULL);
 	collectors[collectors_count].fn = fn;
@@ -189,8 +189,8 @@ metrics_render_histogram(struct evbuffer *out, const struct metric *metric)
 	    metric->name, metric->labels, comma,
 	    (unsigned long long)metric->count);
 	if (metric->labels[0] != '\0') {
-		evbuffer_add_printf(out, "%s_sum{%s} ", metric->name,
-		    metric->labels);
+		evbuffer_add_printf(
+		    out, "%s_sum{%s} ", metric->name, metric->labels);
 		metrics_render_value(out, metric->value);
 		evbuffer_add_printf(out, "%s_count{%s} %llu\n", metric->name,
 		    metric->labels, (unsigned long long)metric->count);
@@ -216,8 +216,8 @@ metrics_render(struct evbuffer *out)
 		metric = metrics[i];
 		rendered_before = 0;
 		for (j = 0; j < i && !rendered_before; j++)
-			rendered_before = strcmp(metrics[j]->name,
-			    metric->name) == 0;
+			rendered_before =
+			    strcmp(metrics[j]->name, metric->name) == 0;
 		if (rendered_before)
 			continue;
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
@@ -232,8 +232,8 @@ metrics_render(struct evbuffer *out)
 				continue;
 			}
 			if (other->labels[0] != '\0')
-				evbuffer_add_printf(out, "%s{%s} ",
-				    other->name, other->labels);
+				evbuffer_add_printf(
+				    out, "%s{%s} ", other->name, other->labels);
 			else
 				evbuffer_add_printf(out, "%s ", other->name);
 			metrics_render_value(out, other->value);

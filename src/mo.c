@@ -12,19 +12,19 @@
 #include "smpp.h"
 #include "nudged.h"
 
-#define MO_TEXT_MAX		(SMPP_SPLIT_MAX_PARTS * 160 * 4)
-#define MO_PART_KEY_MAX		(OUTBOX_LINK_NAME_SIZE + 2 * 24 + 8)
-#define MO_SOURCE_SEPARATOR	0x1f
+#define MO_TEXT_MAX         (SMPP_SPLIT_MAX_PARTS * 160 * 4)
+#define MO_PART_KEY_MAX     (OUTBOX_LINK_NAME_SIZE + 2 * 24 + 8)
+#define MO_SOURCE_SEPARATOR 0x1f
 
 /* STORE_DB_MO_PARTS value: the part's payload follows. */
 struct mo_part_record {
-	uint8_t		 version;
-	uint8_t		 data_coding;
-	uint8_t		 total;
-	uint8_t		 seqnum;
-	uint16_t	 reference;
-	uint16_t	 length;
-	uint64_t	 time_us;
+	uint8_t version;
+	uint8_t data_coding;
+	uint8_t total;
+	uint8_t seqnum;
+	uint16_t reference;
+	uint16_t length;
+	uint64_t time_us;
 };
 
 static const struct config *mo_config;
@@ -69,7 +69,8 @@ mo_decode_text(uint8_t data_coding, const uint8_t *payload, size_t length,
 	size_t written = 0, i;
 	uint8_t alphabet = (uint8_t)smpp_charset_alphabet(data_coding);
 
-	if (alphabet == SMPP_CODING_BINARY || alphabet == SMPP_CODING_BINARY_8BIT) {
+	if (alphabet == SMPP_CODING_BINARY ||
+	    alphabet == SMPP_CODING_BINARY_8BIT) {
 		for (i = 0; i < length && written + 3 <= capacity; i++) {
 			out[written++] = hex[payload[i] >> 4];
 			out[written++] = hex[payload[i] & 0xf];
@@ -78,7 +79,7 @@ mo_decode_text(uint8_t data_coding, const uint8_t *payload, size_t length,
 		return written;
 	}
 	if (smpp_charset_decode((enum smpp_data_coding)alphabet, payload,
-	    length, out, capacity - 1, &written) != SMPP_CHARSET_OK &&
+		length, out, capacity - 1, &written) != SMPP_CHARSET_OK &&
 	    written == 0)
 		written = 0;
 	out[written] = '\0';
@@ -119,17 +120,18 @@ mo_store(const char *link, const char *from, const char *to,
 	metrics_add(metric_received, 1);
 	if (!complete)
 		metrics_add(metric_incomplete, 1);
-	log_info(id, "mo", "stored", "link=%s from=%s parts=%u complete=%d "
-	    "length=%zu", link, log_mask_number(from, masked, sizeof(masked)),
-	    parts, complete, text_length);
+	log_info(id, "mo", "stored",
+	    "link=%s from=%s parts=%u complete=%d "
+	    "length=%zu",
+	    link, log_mask_number(from, masked, sizeof(masked)), parts,
+	    complete, text_length);
 	if (route_fn != NULL)
 		route_fn(route_arg, id, &record, text);
 }
 
 /* Deletes the stored parts of one long message. */
 static void
-mo_forget_parts(const uint8_t *message_key, size_t key_length,
-    uint8_t total)
+mo_forget_parts(const uint8_t *message_key, size_t key_length, uint8_t total)
 {
 	uint8_t key[MO_PART_KEY_MAX + 1];
 	unsigned int seqnum;
@@ -137,8 +139,8 @@ mo_forget_parts(const uint8_t *message_key, size_t key_length,
 	memcpy(key, message_key, key_length);
 	for (seqnum = 1; seqnum <= total; seqnum++) {
 		key[key_length] = (uint8_t)seqnum;
-		store_delete(gateway->store, STORE_DB_MO_PARTS, key,
-		    key_length + 1);
+		store_delete(
+		    gateway->store, STORE_DB_MO_PARTS, key, key_length + 1);
 	}
 }
 
@@ -188,7 +190,7 @@ mo_add_part(const char *link, const char *from, const char *to,
 	char source[OUTBOX_LINK_NAME_SIZE + 24 + 2];
 
 	if ((size_t)snprintf(source, sizeof(source), "%s%c%s", link,
-	    MO_SOURCE_SEPARATOR, from) >= sizeof(source))
+		MO_SOURCE_SEPARATOR, from) >= sizeof(source))
 		return -1;
 	memset(&piece, 0, sizeof(piece));
 	piece.source = source;
@@ -214,14 +216,14 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 	const char *name = link_name(link);
 	const char *from = pdu->source_addr != NULL ? pdu->source_addr : "";
 	char international[OUTBOX_ADDRESS_SIZE];
-	const char *to = pdu->destination_addr != NULL ?
-	    pdu->destination_addr : "";
+	const char *to =
+	    pdu->destination_addr != NULL ? pdu->destination_addr : "";
 	char *text;
 	size_t text_length;
 	int rc;
 
-	if (length == 0 && smpp_pdu_find_tlv(pdu, SMPP_TLV_MESSAGE_PAYLOAD,
-	    &tlv)) {
+	if (length == 0 &&
+	    smpp_pdu_find_tlv(pdu, SMPP_TLV_MESSAGE_PAYLOAD, &tlv)) {
 		payload = tlv.value;
 		length = tlv.length;
 	}
@@ -248,11 +250,13 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 			part.total = udh.concat_total;
 			part.seqnum = udh.concat_seqnum;
 		}
-	} else if (smpp_pdu_find_tlv(pdu, SMPP_TLV_SAR_MSG_REF_NUM,
-	    &sar_reference) && smpp_pdu_find_tlv(pdu,
-	    SMPP_TLV_SAR_TOTAL_SEGMENTS, &sar_total) &&
-	    smpp_pdu_find_tlv(pdu, SMPP_TLV_SAR_SEGMENT_SEQNUM, &sar_seqnum) &&
-	    sar_total.integer > 1) {
+	} else if (smpp_pdu_find_tlv(
+		       pdu, SMPP_TLV_SAR_MSG_REF_NUM, &sar_reference) &&
+		   smpp_pdu_find_tlv(
+		       pdu, SMPP_TLV_SAR_TOTAL_SEGMENTS, &sar_total) &&
+		   smpp_pdu_find_tlv(
+		       pdu, SMPP_TLV_SAR_SEGMENT_SEQNUM, &sar_seqnum) &&
+		   sar_total.integer > 1) {
 		part.reference = (uint16_t)sar_reference.integer;
 		part.total = (uint8_t)sar_total.integer;
 		part.seqnum = (uint8_t)sar_seqnum.integer;
@@ -260,10 +264,10 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 	if (part.total == 0) {
 		if ((text = malloc(MO_TEXT_MAX)) == NULL)
 			fatal("mo", "out-of-memory", NULL);
-		text_length = mo_decode_text(pdu->data_coding, payload, length,
-		    text, MO_TEXT_MAX);
-		mo_store(name, from, to, pdu->data_coding, 1, 1, text,
-		    text_length);
+		text_length = mo_decode_text(
+		    pdu->data_coding, payload, length, text, MO_TEXT_MAX);
+		mo_store(
+		    name, from, to, pdu->data_coding, 1, 1, text, text_length);
 		free(text);
 		return SMPP_ESME_ROK;
 	}
@@ -275,8 +279,8 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 
 	/* Stored before anything else: the deliver_sm_resp promises it. */
 	part.length = (uint16_t)length;
-	key_length = mo_message_key(name, from, to, part.reference, part.total,
-	    key, sizeof(key) - 1);
+	key_length = mo_message_key(
+	    name, from, to, part.reference, part.total, key, sizeof(key) - 1);
 	if (key_length == 0)
 		return SMPP_ESME_RINVSRCADR;
 	key[key_length] = part.seqnum;
@@ -285,7 +289,7 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 	memcpy(value, &part, sizeof(part));
 	memcpy(value + sizeof(part), payload, length);
 	if (store_put(gateway->store, STORE_DB_MO_PARTS, key, key_length + 1,
-	    value, sizeof(part) + length, 0) != STORE_OK) {
+		value, sizeof(part) + length, 0) != STORE_OK) {
 		free(value);
 		return SMPP_ESME_RSYSERR;
 	}
@@ -293,8 +297,9 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 	metrics_add(metric_parts, 1);
 	rc = mo_add_part(name, from, to, &part, payload);
 	if (rc == SMPP_REASSEMBLY_STORED)
-		timer_schedule(part.time_us + mo_config->outbox_mo_timeout_us +
-		    1000, TIMER_KIND_MO_REASSEMBLY, key, key_length, NULL);
+		timer_schedule(
+		    part.time_us + mo_config->outbox_mo_timeout_us + 1000,
+		    TIMER_KIND_MO_REASSEMBLY, key, key_length, NULL);
 	else if (rc < 0)
 		log_warnx(0, "mo", "reassembly-refused", "link=%s status=%d",
 		    name, rc);
@@ -303,8 +308,8 @@ mo_handle(struct link *link, const struct smpp_pdu *pdu)
 
 /* A long message's time is up: whatever smpp/ holds that is due goes. */
 static void
-mo_reassembly_timer(void *arg, uint64_t timer_id, const void *payload,
-    size_t payload_length)
+mo_reassembly_timer(
+    void *arg, uint64_t timer_id, const void *payload, size_t payload_length)
 {
 	smpp_reassembly_expire(reassembly, clock_now_us());
 }
@@ -323,10 +328,10 @@ mo_recover(void)
 	if (store_cursor_open(gateway->store, STORE_DB_MO_PARTS, &cursor) !=
 	    STORE_OK)
 		return;
-	for (result = store_cursor_seek(cursor, NULL, 0, &key, &key_length,
-	    &value, &value_length); result == STORE_OK;
-	    result = store_cursor_next(cursor, &key, &key_length, &value,
-	    &value_length)) {
+	for (result = store_cursor_seek(
+		 cursor, NULL, 0, &key, &key_length, &value, &value_length);
+	     result == STORE_OK; result = store_cursor_next(cursor, &key,
+				     &key_length, &value, &value_length)) {
 		if (value_length < sizeof(part) || key_length < 8)
 			continue;
 		memcpy(&part, value, sizeof(part));
@@ -359,8 +364,8 @@ mo_init(const struct config *config)
 	reassembly = smpp_reassembly_new(&limits, mo_reassembled, NULL);
 	if (reassembly == NULL)
 		fatalx("mo", "reassembly-init", NULL);
-	metric_received = metrics_counter("nudge_mo_total", NULL,
-	    "Inbound SMS stored (long ones once).");
+	metric_received = metrics_counter(
+	    "nudge_mo_total", NULL, "Inbound SMS stored (long ones once).");
 	metric_parts = metrics_counter("nudge_mo_parts_total", NULL,
 	    "Parts of long inbound SMS received.");
 	metric_incomplete = metrics_counter("nudge_mo_incomplete_total", NULL,

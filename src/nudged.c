@@ -70,8 +70,8 @@ main(int argc, char **argv)
 		config_free(config);
 		return 0;
 	}
-	log_init(foreground, debug ? LOG_LEVEL_DEBUG :
-	    (enum log_level)config->log_level);
+	log_init(foreground,
+	    debug ? LOG_LEVEL_DEBUG : (enum log_level)config->log_level);
 	daemon_start(config, foreground);
 	return daemon_run();
 }

@@ -119,8 +119,9 @@ optout_handle(struct evhttp_request *request, void *arg)
 		result = store_get(gateway->store, STORE_DB_OPTOUT, key,
 		    strlen(key), &value, &value_length);
 		if (result == STORE_NOT_FOUND) {
-			http_reply_json(request, 200, json_pack("{s:s, s:b}",
-			    "number", number, "opted_out", 0));
+			http_reply_json(request, 200,
+			    json_pack("{s:s, s:b}", "number", number,
+				"opted_out", 0));
 			return;
 		}
 		if (result != STORE_OK || value_length != sizeof(record)) {
@@ -129,9 +130,10 @@ optout_handle(struct evhttp_request *request, void *arg)
 			return;
 		}
 		memcpy(&record, value, sizeof(record));
-		http_reply_json(request, 200, json_pack("{s:s, s:b, s:s, s:I}",
-		    "number", number, "opted_out", 1, "source", record.source,
-		    "since_us", (json_int_t)record.time_us));
+		http_reply_json(request, 200,
+		    json_pack("{s:s, s:b, s:s, s:I}", "number", number,
+			"opted_out", 1, "source", record.source, "since_us",
+			(json_int_t)record.time_us));
 		return;
 	case EVHTTP_REQ_PUT:
 		result = optout_set(number, "api");
@@ -147,8 +149,10 @@ optout_handle(struct evhttp_request *request, void *arg)
 		    "the change could not be stored");
 		return;
 	}
-	log_info(0, "optout", evhttp_request_get_command(request) ==
-	    EVHTTP_REQ_PUT ? "added" : "removed", "number=%s source=api",
+	log_info(0, "optout",
+	    evhttp_request_get_command(request) == EVHTTP_REQ_PUT ? "added"
+								  : "removed",
+	    "number=%s source=api",
 	    log_mask_number(number, masked, sizeof(masked)));
 	store_after_commit(gateway->store, optout_committed, request);
 }
@@ -156,9 +160,9 @@ optout_handle(struct evhttp_request *request, void *arg)
 void
 optout_init(void)
 {
-	metric_refused_lookups = metrics_counter(
-	    "nudge_optout_lookup_errors_total", NULL,
-	    "Opt-out lookups that failed and so refused marketing.");
+	metric_refused_lookups =
+	    metrics_counter("nudge_optout_lookup_errors_total", NULL,
+		"Opt-out lookups that failed and so refused marketing.");
 	http_route("GET", "/v1/optout/", HTTP_ROUTE_PREFIX | HTTP_ROUTE_AUTH,
 	    optout_handle, NULL);
 	http_route("PUT", "/v1/optout/", HTTP_ROUTE_PREFIX | HTTP_ROUTE_AUTH,

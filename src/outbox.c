@@ -17,62 +17,62 @@
 #include "smpp.h"
 #include "nudged.h"
 
-#define OUTBOX_MAX_LINKS	64
-#define OUTBOX_HASH_INITIAL	1024
-#define OUTBOX_KEY_LENGTH	8
-#define OUTBOX_PART_KEY_LENGTH	9
-#define OUTBOX_PART_BYTES_MAX	(SMPP_MESSAGE_PAYLOAD_MAX + 64)
+#define OUTBOX_MAX_LINKS       64
+#define OUTBOX_HASH_INITIAL    1024
+#define OUTBOX_KEY_LENGTH      8
+#define OUTBOX_PART_KEY_LENGTH 9
+#define OUTBOX_PART_BYTES_MAX  (SMPP_MESSAGE_PAYLOAD_MAX + 64)
 
 /* The ordered links that may carry a number: one queue per such set. */
 struct outbox_route {
-	uint64_t		 link_mask;
-	struct link		*links[OUTBOX_MAX_LINKS];
-	size_t			 link_count;
+	uint64_t link_mask;
+	struct link *links[OUTBOX_MAX_LINKS];
+	size_t link_count;
 	TAILQ_HEAD(, outbox_pending) queue;
-	size_t			 queued;
+	size_t queued;
 };
 
 /* A message with parts still waiting to be sent or waiting for a response. */
 struct outbox_pending {
 	TAILQ_ENTRY(outbox_pending) entry;
-	struct outbox_pending	*hash_next;
-	uint64_t		 id;
-	uint64_t		 expires_us;
-	struct outbox_route	*route;
-	struct link		*link;		/* sticky once a part left */
-	unsigned int		 part_count;
-	unsigned int		 waiting_count;
-	unsigned int		 inflight;	/* sent, no response yet */
-	uint8_t			 waiting[32];	/* bit (part - 1) */
-	int			 queued;	/* on route->queue */
+	struct outbox_pending *hash_next;
+	uint64_t id;
+	uint64_t expires_us;
+	struct outbox_route *route;
+	struct link *link; /* sticky once a part left */
+	unsigned int part_count;
+	unsigned int waiting_count;
+	unsigned int inflight; /* sent, no response yet */
+	uint8_t waiting[32];   /* bit (part - 1) */
+	int queued;            /* on route->queue */
 };
 
 /* One submit_sm to write once the commit marking it SUBMITTING is done. */
 struct outbox_send {
-	struct link		*link;
-	uint64_t		 id;
-	unsigned int		 part;
-	char			 to[OUTBOX_ADDRESS_SIZE];
-	char			 from[OUTBOX_ADDRESS_SIZE];
-	char			 validity[24];	/* 16 used */
-	uint8_t			 esm_class;
-	uint8_t			 data_coding;
-	uint8_t			 flags;		/* OUTBOX_PART_* */
-	uint8_t			 protocol_id;
-	uint8_t			 priority_flag;
-	uint8_t			 source_addr_ton;
-	uint8_t			 source_addr_npi;
-	uint8_t			 dest_addr_ton;
-	uint8_t			 dest_addr_npi;
-	size_t			 short_message_length;
-	size_t			 tlv_length;
-	uint8_t			 bytes[];	/* short_message, then TLVs */
+	struct link *link;
+	uint64_t id;
+	unsigned int part;
+	char to[OUTBOX_ADDRESS_SIZE];
+	char from[OUTBOX_ADDRESS_SIZE];
+	char validity[24]; /* 16 used */
+	uint8_t esm_class;
+	uint8_t data_coding;
+	uint8_t flags; /* OUTBOX_PART_* */
+	uint8_t protocol_id;
+	uint8_t priority_flag;
+	uint8_t source_addr_ton;
+	uint8_t source_addr_npi;
+	uint8_t dest_addr_ton;
+	uint8_t dest_addr_npi;
+	size_t short_message_length;
+	size_t tlv_length;
+	uint8_t bytes[]; /* short_message, then TLVs */
 };
 
 struct outbox_batch {
-	struct outbox_send	**sends;
-	size_t			 count;
-	size_t			 capacity;
+	struct outbox_send **sends;
+	size_t count;
+	size_t capacity;
 };
 
 static const struct config *outbox_config;
@@ -83,8 +83,8 @@ static size_t pending_buckets, pending_count;
 static size_t reserved[OUTBOX_MAX_LINKS];
 static struct outbox_batch *current_batch;
 struct outbox_observer {
-	outbox_observer_fn	 fn;
-	void			*arg;
+	outbox_observer_fn fn;
+	void *arg;
 };
 
 static struct outbox_observer *observers;
@@ -97,50 +97,54 @@ static struct metric *metric_requeued, *metric_queue_depth;
 static struct metric *metric_optout_refused;
 
 static const char *const state_names[OUTBOX_STATE_COUNT] = {
-	[OUTBOX_STATE_NONE] = "NONE",
-	[OUTBOX_QUEUED] = "QUEUED",
-	[OUTBOX_SUBMITTING] = "SUBMITTING",
-	[OUTBOX_SUBMITTED] = "SUBMITTED",
-	[OUTBOX_DELIVERED] = "DELIVERED",
-	[OUTBOX_UNDELIVERABLE] = "UNDELIVERABLE",
-	[OUTBOX_EXPIRED] = "EXPIRED",
-	[OUTBOX_REJECTED] = "REJECTED",
-	[OUTBOX_FAILED] = "FAILED",
-	[OUTBOX_UNKNOWN] = "UNKNOWN",
+    [OUTBOX_STATE_NONE] = "NONE",
+    [OUTBOX_QUEUED] = "QUEUED",
+    [OUTBOX_SUBMITTING] = "SUBMITTING",
+    [OUTBOX_SUBMITTED] = "SUBMITTED",
+    [OUTBOX_DELIVERED] = "DELIVERED",
+    [OUTBOX_UNDELIVERABLE] = "UNDELIVERABLE",
+    [OUTBOX_EXPIRED] = "EXPIRED",
+    [OUTBOX_REJECTED] = "REJECTED",
+    [OUTBOX_FAILED] = "FAILED",
+    [OUTBOX_UNKNOWN] = "UNKNOWN",
 };
 
 static const char *const reason_names[OUTBOX_REASON_COUNT] = {
-	[OUTBOX_REASON_NONE] = "none",
-	[OUTBOX_REASON_ACCEPTED] = "accepted",
-	[OUTBOX_REASON_SENDING] = "sending",
-	[OUTBOX_REASON_ACKNOWLEDGED] = "acknowledged",
-	[OUTBOX_REASON_THROTTLED] = "throttled",
-	[OUTBOX_REASON_SMSC_REJECTED] = "smsc-rejected",
-	[OUTBOX_REASON_RESPONSE_TIMEOUT] = "response-timeout",
-	[OUTBOX_REASON_CONNECTION_LOST] = "connection-lost",
-	[OUTBOX_REASON_CRASH_RECOVERY] = "crash-recovery",
-	[OUTBOX_REASON_VALIDITY_EXPIRED] = "validity-expired",
-	[OUTBOX_REASON_RECEIPT] = "receipt",
-	[OUTBOX_REASON_NOT_SENT] = "not-sent",
-	[OUTBOX_REASON_SIBLING_REJECTED] = "sibling-rejected",
-	[OUTBOX_REASON_CANCELLED] = "cancelled",
-	[OUTBOX_REASON_NOT_ENCODABLE] = "not-encodable",
+    [OUTBOX_REASON_NONE] = "none",
+    [OUTBOX_REASON_ACCEPTED] = "accepted",
+    [OUTBOX_REASON_SENDING] = "sending",
+    [OUTBOX_REASON_ACKNOWLEDGED] = "acknowledged",
+    [OUTBOX_REASON_THROTTLED] = "throttled",
+    [OUTBOX_REASON_SMSC_REJECTED] = "smsc-rejected",
+    [OUTBOX_REASON_RESPONSE_TIMEOUT] = "response-timeout",
+    [OUTBOX_REASON_CONNECTION_LOST] = "connection-lost",
+    [OUTBOX_REASON_CRASH_RECOVERY] = "crash-recovery",
+    [OUTBOX_REASON_VALIDITY_EXPIRED] = "validity-expired",
+    [OUTBOX_REASON_RECEIPT] = "receipt",
+    [OUTBOX_REASON_NOT_SENT] = "not-sent",
+    [OUTBOX_REASON_SIBLING_REJECTED] = "sibling-rejected",
+    [OUTBOX_REASON_CANCELLED] = "cancelled",
+    [OUTBOX_REASON_NOT_ENCODABLE] = "not-encodable",
 };
 
 /* Final states: nothing more will happen to a part in one of them. */
 static const int state_is_final[OUTBOX_STATE_COUNT] = {
-	[OUTBOX_DELIVERED] = 1,
-	[OUTBOX_UNDELIVERABLE] = 1,
-	[OUTBOX_EXPIRED] = 1,
-	[OUTBOX_REJECTED] = 1,
-	[OUTBOX_FAILED] = 1,
-	[OUTBOX_UNKNOWN] = 1,
+    [OUTBOX_DELIVERED] = 1,
+    [OUTBOX_UNDELIVERABLE] = 1,
+    [OUTBOX_EXPIRED] = 1,
+    [OUTBOX_REJECTED] = 1,
+    [OUTBOX_FAILED] = 1,
+    [OUTBOX_UNKNOWN] = 1,
 };
 
 /* Which final state wins for a message whose parts ended differently. */
 static const enum outbox_state final_precedence[] = {
-	OUTBOX_REJECTED, OUTBOX_UNDELIVERABLE, OUTBOX_EXPIRED, OUTBOX_UNKNOWN,
-	OUTBOX_FAILED, OUTBOX_DELIVERED,
+    OUTBOX_REJECTED,
+    OUTBOX_UNDELIVERABLE,
+    OUTBOX_EXPIRED,
+    OUTBOX_UNKNOWN,
+    OUTBOX_FAILED,
+    OUTBOX_DELIVERED,
 };
 
 static void outbox_schedule(void);
@@ -168,8 +172,8 @@ outbox_strreason(enum outbox_reason reason)
 const char *
 outbox_strclass(enum outbox_class message_class)
 {
-	return message_class == OUTBOX_CLASS_MARKETING ? "marketing" :
-	    "transactional";
+	return message_class == OUTBOX_CLASS_MARKETING ? "marketing"
+						       : "transactional";
 }
 
 size_t
@@ -181,8 +185,8 @@ outbox_queue_depth(void)
 void
 outbox_add_observer(outbox_observer_fn fn, void *arg)
 {
-	observers = reallocarray(observers, observer_count + 1,
-	    sizeof(*observers));
+	observers =
+	    reallocarray(observers, observer_count + 1, sizeof(*observers));
 	if (observers == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 	observers[observer_count].fn = fn;
@@ -227,7 +231,7 @@ outbox_pending_find(uint64_t id)
 	if (pending_buckets == 0)
 		return NULL;
 	for (pending = pending_table[outbox_hash(id)]; pending != NULL;
-	    pending = pending->hash_next)
+	     pending = pending->hash_next)
 		if (pending->id == id)
 			return pending;
 	return NULL;
@@ -305,7 +309,7 @@ outbox_pending_remove(struct outbox_pending *pending)
 
 	outbox_dequeue(pending);
 	for (slot = &pending_table[outbox_hash(pending->id)]; *slot != NULL;
-	    slot = &(*slot)->hash_next) {
+	     slot = &(*slot)->hash_next) {
 		if (*slot == pending) {
 			*slot = pending->hash_next;
 			break;
@@ -382,8 +386,8 @@ outbox_route_for(const char *number)
 	size_t i, j, count = link_count();
 
 	for (i = 0; i < count && i < OUTBOX_MAX_LINKS; i++)
-		if (outbox_route_matches(link_config(link_get(i))->routes,
-		    digits))
+		if (outbox_route_matches(
+			link_config(link_get(i))->routes, digits))
 			mask |= UINT64_C(1) << i;
 	if (mask == 0)
 		return NULL;
@@ -403,8 +407,10 @@ outbox_route_for(const char *number)
 	for (i = 1; i < route->link_count; i++) {
 		struct link *link = route->links[i];
 
-		for (j = i; j > 0 && link_config(route->links[j - 1])->priority >
-		    link_config(link)->priority; j--)
+		for (j = i;
+		     j > 0 && link_config(route->links[j - 1])->priority >
+				  link_config(link)->priority;
+		     j--)
 			route->links[j] = route->links[j - 1];
 		route->links[j] = link;
 	}
@@ -456,8 +462,8 @@ outbox_read_message(uint64_t id, struct outbox_message_record *message,
 	if (result != STORE_OK)
 		return result;
 	if (length < sizeof(*message)) {
-		log_warnx(id, "outbox", "record-corrupt", "db=messages length=%zu",
-		    length);
+		log_warnx(id, "outbox", "record-corrupt",
+		    "db=messages length=%zu", length);
 		return STORE_ERROR;
 	}
 	memcpy(message, value, sizeof(*message));
@@ -533,8 +539,8 @@ outbox_write_message(uint64_t id, const struct outbox_message_record *message)
 }
 
 enum store_result
-outbox_read_part(uint64_t id, unsigned int part,
-    struct outbox_part_record *record)
+outbox_read_part(
+    uint64_t id, unsigned int part, struct outbox_part_record *record)
 {
 	uint8_t key[OUTBOX_PART_KEY_LENGTH];
 	const void *value;
@@ -542,8 +548,8 @@ outbox_read_part(uint64_t id, unsigned int part,
 	enum store_result result;
 
 	outbox_key(id, part, key);
-	result = store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key),
-	    &value, &length);
+	result = store_get(
+	    gateway->store, STORE_DB_PARTS, key, sizeof(key), &value, &length);
 	if (result != STORE_OK)
 		return result;
 	if (length < sizeof(*record)) {
@@ -557,8 +563,8 @@ outbox_read_part(uint64_t id, unsigned int part,
 
 /* Rewrites the fixed part of a part record, keeping its octets. */
 static enum store_result
-outbox_write_part(uint64_t id, unsigned int part,
-    const struct outbox_part_record *record)
+outbox_write_part(
+    uint64_t id, unsigned int part, const struct outbox_part_record *record)
 {
 	uint8_t key[OUTBOX_PART_KEY_LENGTH], *buffer;
 	const void *value;
@@ -566,8 +572,8 @@ outbox_write_part(uint64_t id, unsigned int part,
 	enum store_result result;
 
 	outbox_key(id, part, key);
-	result = store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key),
-	    &value, &length);
+	result = store_get(
+	    gateway->store, STORE_DB_PARTS, key, sizeof(key), &value, &length);
 	if (result != STORE_OK)
 		return result;
 	tail = length > sizeof(*record) ? length - sizeof(*record) : 0;
@@ -612,8 +618,9 @@ outbox_message_state(const struct outbox_message_record *message)
 		if (state_is_final[i])
 			finals += message->part_states[i];
 	if (finals == message->part_count) {
-		for (i = 0; i < sizeof(final_precedence) /
-		    sizeof(final_precedence[0]); i++)
+		for (i = 0;
+		     i < sizeof(final_precedence) / sizeof(final_precedence[0]);
+		     i++)
 			if (message->part_states[final_precedence[i]] > 0)
 				return final_precedence[i];
 		return OUTBOX_FAILED;
@@ -692,8 +699,8 @@ outbox_valid_sender(const char *from)
 	for (i = 0; i < length; i++)
 		if (isdigit((unsigned char)from[i]))
 			digits++;
-	if (length > 0 && (digits == length || (from[0] == '+' &&
-	    digits == length - 1)))
+	if (length > 0 &&
+	    (digits == length || (from[0] == '+' && digits == length - 1)))
 		return digits >= 1 && digits <= 15;
 	if (length < 1 || length > 11)
 		return 0;
@@ -708,10 +715,10 @@ static enum smpp_concat
 outbox_concat_for(const struct config_link *link)
 {
 	static const enum smpp_concat concat[] = {
-		[CONFIG_LINK_SPLIT_UDH] = SMPP_CONCAT_UDH_8BIT,
-		[CONFIG_LINK_SPLIT_UDH16] = SMPP_CONCAT_UDH_16BIT,
-		[CONFIG_LINK_SPLIT_SAR] = SMPP_CONCAT_SAR,
-		[CONFIG_LINK_SPLIT_PAYLOAD] = SMPP_CONCAT_PAYLOAD,
+	    [CONFIG_LINK_SPLIT_UDH] = SMPP_CONCAT_UDH_8BIT,
+	    [CONFIG_LINK_SPLIT_UDH16] = SMPP_CONCAT_UDH_16BIT,
+	    [CONFIG_LINK_SPLIT_SAR] = SMPP_CONCAT_SAR,
+	    [CONFIG_LINK_SPLIT_PAYLOAD] = SMPP_CONCAT_PAYLOAD,
 	};
 
 	return concat[link->split];
@@ -719,21 +726,22 @@ outbox_concat_for(const struct config_link *link)
 
 /* Encodes the SAR TLVs of a part into out; returns the octets written. */
 static size_t
-outbox_sar_tlvs(const struct smpp_split_part *part, uint8_t *out,
-    size_t capacity)
+outbox_sar_tlvs(
+    const struct smpp_split_part *part, uint8_t *out, size_t capacity)
 {
 	struct smpp_tlv tlvs[3];
 	size_t used = 0, i;
 	int written;
 
-	tlvs[0] = smpp_tlv_integer(SMPP_TLV_SAR_MSG_REF_NUM,
-	    part->sar_msg_ref_num);
-	tlvs[1] = smpp_tlv_integer(SMPP_TLV_SAR_TOTAL_SEGMENTS,
-	    part->sar_total_segments);
-	tlvs[2] = smpp_tlv_integer(SMPP_TLV_SAR_SEGMENT_SEQNUM,
-	    part->sar_segment_seqnum);
+	tlvs[0] =
+	    smpp_tlv_integer(SMPP_TLV_SAR_MSG_REF_NUM, part->sar_msg_ref_num);
+	tlvs[1] = smpp_tlv_integer(
+	    SMPP_TLV_SAR_TOTAL_SEGMENTS, part->sar_total_segments);
+	tlvs[2] = smpp_tlv_integer(
+	    SMPP_TLV_SAR_SEGMENT_SEQNUM, part->sar_segment_seqnum);
 	for (i = 0; i < 3; i++) {
-		written = smpp_tlv_encode(&tlvs[i], out + used, capacity - used);
+		written =
+		    smpp_tlv_encode(&tlvs[i], out + used, capacity - used);
 		if (written < 0)
 			return 0;
 		used += (size_t)written;
@@ -763,12 +771,12 @@ outbox_store_part(uint64_t id, unsigned int number,
 	if (octets_length > 0)
 		memcpy(buffer + sizeof(record), octets, octets_length);
 	if (tlv_length > 0)
-		memcpy(buffer + sizeof(record) + octets_length, tlvs,
-		    tlv_length);
+		memcpy(
+		    buffer + sizeof(record) + octets_length, tlvs, tlv_length);
 	outbox_key(id, number, key);
-	result = store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key),
-	    buffer, sizeof(record) + octets_length + tlv_length,
-	    STORE_PUT_APPEND);
+	result =
+	    store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key), buffer,
+		sizeof(record) + octets_length + tlv_length, STORE_PUT_APPEND);
 	free(buffer);
 	return result;
 }
@@ -796,14 +804,16 @@ outbox_submit(const struct outbox_request *request,
 	if (request->to == NULL ||
 	    outbox_normalize_number(request->to, to, sizeof(to)) == -1) {
 		*field = "to";
-		snprintf(reason, reason_size, "not an international number "
+		snprintf(reason, reason_size,
+		    "not an international number "
 		    "(E.164: '+' and 7 to 15 digits)");
 		return -1;
 	}
 	if (request->from != NULL && request->from[0] != '\0' &&
 	    !outbox_valid_sender(request->from)) {
 		*field = "from";
-		snprintf(reason, reason_size, "a sender is up to 15 digits or "
+		snprintf(reason, reason_size,
+		    "a sender is up to 15 digits or "
 		    "1 to 11 letters, digits, spaces or . - _ &");
 		return -1;
 	}
@@ -818,8 +828,8 @@ outbox_submit(const struct outbox_request *request,
 		    OUTBOX_TEXT_MAX);
 		return -1;
 	}
-	callback_length = request->callback_url != NULL ?
-	    strlen(request->callback_url) : 0;
+	callback_length =
+	    request->callback_url != NULL ? strlen(request->callback_url) : 0;
 	if (callback_length > 1024) {
 		*field = "callback_url";
 		snprintf(reason, reason_size, "longer than 1024 characters");
@@ -855,19 +865,22 @@ outbox_submit(const struct outbox_request *request,
 		goto fail;
 	}
 	options.reference = (uint16_t)id;
-	rc = smpp_split_text(request->text, request->text_length, &options,
-	    &split);
+	rc = smpp_split_text(
+	    request->text, request->text_length, &options, &split);
 	if (rc != SMPP_SPLIT_OK) {
 		*field = "text";
 		if (rc == SMPP_SPLIT_ERR_TOO_MANY_PARTS)
-			snprintf(reason, reason_size, "needs more than %lld "
+			snprintf(reason, reason_size,
+			    "needs more than %lld "
 			    "SMS parts (outbox.max_parts)",
 			    (long long)outbox_config->outbox_max_parts);
 		else if (rc == SMPP_SPLIT_ERR_UTF8)
 			snprintf(reason, reason_size, "is not valid UTF-8");
 		else
-			snprintf(reason, reason_size, "cannot be encoded "
-			    "(error %d)", rc);
+			snprintf(reason, reason_size,
+			    "cannot be encoded "
+			    "(error %d)",
+			    rc);
 		goto fail;
 	}
 
@@ -879,21 +892,23 @@ outbox_submit(const struct outbox_request *request,
 	message.part_count = (uint8_t)split.count;
 	message.part_states[OUTBOX_QUEUED] = (uint8_t)split.count;
 	message.created_us = message.updated_us = now_us;
-	message.expires_us = now_us + (request->validity_us != 0 ?
-	    request->validity_us : outbox_config->outbox_validity_us);
+	message.expires_us =
+	    now_us + (request->validity_us != 0
+			     ? request->validity_us
+			     : outbox_config->outbox_validity_us);
 	snprintf(message.to, sizeof(message.to), "%s", to);
 	if (request->from != NULL)
-		snprintf(message.from, sizeof(message.from), "%s",
-		    request->from);
+		snprintf(
+		    message.from, sizeof(message.from), "%s", request->from);
 	snprintf(message.origin, sizeof(message.origin), "%s",
 	    request->origin != NULL ? request->origin : "");
 	message.text_length = (uint16_t)request->text_length;
 	message.callback_length = (uint16_t)callback_length;
-	outbox_history_add(&message, now_us, OUTBOX_QUEUED, 0,
-	    OUTBOX_REASON_ACCEPTED, 0);
+	outbox_history_add(
+	    &message, now_us, OUTBOX_QUEUED, 0, OUTBOX_REASON_ACCEPTED, 0);
 
-	record = malloc(sizeof(message) + request->text_length +
-	    callback_length);
+	record =
+	    malloc(sizeof(message) + request->text_length + callback_length);
 	if (record == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 	memcpy(record, &message, sizeof(message));
@@ -903,8 +918,9 @@ outbox_submit(const struct outbox_request *request,
 		    request->callback_url, callback_length);
 	store_encode_u64(key, id);
 	if (store_put(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
-	    record, sizeof(message) + request->text_length + callback_length,
-	    STORE_PUT_APPEND) != STORE_OK)
+		record,
+		sizeof(message) + request->text_length + callback_length,
+		STORE_PUT_APPEND) != STORE_OK)
 		goto store_failed;
 	memset(&template, 0, sizeof(template));
 	template.data_coding = (uint8_t)split.coding;
@@ -912,19 +928,19 @@ outbox_submit(const struct outbox_request *request,
 	for (i = 0; i < split.count; i++) {
 		tlv_length = 0;
 		if (options.concat == SMPP_CONCAT_SAR && split.count > 1)
-			tlv_length = outbox_sar_tlvs(&parts[i], tlvs,
-			    sizeof(tlvs));
+			tlv_length =
+			    outbox_sar_tlvs(&parts[i], tlvs, sizeof(tlvs));
 		template.esm_class = parts[i].esm_class;
 		if (outbox_store_part(id, (unsigned int)i + 1, &template,
-		    parts[i].short_message, parts[i].length, tlvs,
-		    tlv_length) != STORE_OK)
+			parts[i].short_message, parts[i].length, tlvs,
+			tlv_length) != STORE_OK)
 			goto store_failed;
 	}
 	if (store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
-	    STORE_PUT_APPEND) != STORE_OK)
+		STORE_PUT_APPEND) != STORE_OK)
 		goto store_failed;
 	if (timer_schedule(message.expires_us, TIMER_KIND_OUTBOX_EXPIRY, key,
-	    sizeof(key), NULL) != STORE_OK)
+		sizeof(key), NULL) != STORE_OK)
 		goto store_failed;
 
 	pending = outbox_pending_add(id);
@@ -968,8 +984,8 @@ outbox_valid_esme_destination(const char *to)
 
 /* The text of an ESME's part for display: UDH skipped, decoded to UTF-8. */
 static size_t
-outbox_display_text(const struct outbox_part_request *request, char *out,
-    size_t capacity)
+outbox_display_text(
+    const struct outbox_part_request *request, char *out, size_t capacity)
 {
 	const uint8_t *octets = request->short_message;
 	size_t length = request->short_message_length, written = 0;
@@ -984,10 +1000,10 @@ outbox_display_text(const struct outbox_part_request *request, char *out,
 	alphabet = smpp_charset_alphabet(request->data_coding);
 	if (alphabet == SMPP_CODING_BINARY ||
 	    alphabet == SMPP_CODING_BINARY_8BIT)
-		return (size_t)snprintf(out, capacity, "(%zu octets of binary)",
-		    length);
+		return (size_t)snprintf(
+		    out, capacity, "(%zu octets of binary)", length);
 	if (smpp_charset_decode(alphabet, octets, length, out, capacity - 1,
-	    &written) != SMPP_CHARSET_OK)
+		&written) != SMPP_CHARSET_OK)
 		written = 0;
 	out[written] = '\0';
 	return written;
@@ -1012,8 +1028,9 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	    strlen(request->from) >= OUTBOX_ADDRESS_SIZE)
 		return SMPP_ESME_RINVSRCADR;
 	digits = request->to[0] == '+' ? request->to + 1 : request->to;
-	route = request->link != NULL && request->link[0] != '\0' ?
-	    outbox_route_for_link(request->link) : outbox_route_for(digits);
+	route = request->link != NULL && request->link[0] != '\0'
+		    ? outbox_route_for_link(request->link)
+		    : outbox_route_for(digits);
 	if (route == NULL)
 		return SMPP_ESME_RINVDSTADR;
 	/* Documented: marketing to an opted-out number gets ESME_RX_R_APPN. */
@@ -1035,8 +1052,10 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	message.part_count = 1;
 	message.part_states[OUTBOX_QUEUED] = 1;
 	message.created_us = message.updated_us = now_us;
-	message.expires_us = now_us + (request->validity_us != 0 ?
-	    request->validity_us : outbox_config->outbox_validity_us);
+	message.expires_us =
+	    now_us + (request->validity_us != 0
+			     ? request->validity_us
+			     : outbox_config->outbox_validity_us);
 	snprintf(message.to, sizeof(message.to), "%s", request->to);
 	snprintf(message.from, sizeof(message.from), "%s",
 	    request->from != NULL ? request->from : "");
@@ -1044,12 +1063,12 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	    request->origin != NULL ? request->origin : "");
 	if (request->link != NULL && request->link[0] != '\0') {
 		message.flags |= OUTBOX_MESSAGE_FIXED_ROUTE;
-		snprintf(message.link, sizeof(message.link), "%s",
-		    request->link);
+		snprintf(
+		    message.link, sizeof(message.link), "%s", request->link);
 	}
 	message.text_length = (uint16_t)text_length;
-	outbox_history_add(&message, now_us, OUTBOX_QUEUED, 0,
-	    OUTBOX_REASON_ACCEPTED, 0);
+	outbox_history_add(
+	    &message, now_us, OUTBOX_QUEUED, 0, OUTBOX_REASON_ACCEPTED, 0);
 	if ((record = malloc(sizeof(message) + text_length)) == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 	memcpy(record, &message, sizeof(message));
@@ -1068,15 +1087,15 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	template.dest_addr_ton = request->dest_addr_ton;
 	template.dest_addr_npi = request->dest_addr_npi;
 	if (store_put(gateway->store, STORE_DB_MESSAGES, key, sizeof(key),
-	    record, sizeof(message) + text_length, STORE_PUT_APPEND) !=
-	    STORE_OK ||
+		record, sizeof(message) + text_length,
+		STORE_PUT_APPEND) != STORE_OK ||
 	    outbox_store_part(id, 1, &template, request->short_message,
-	    request->short_message_length, request->tlv_bytes,
-	    request->tlv_length) != STORE_OK ||
+		request->short_message_length, request->tlv_bytes,
+		request->tlv_length) != STORE_OK ||
 	    store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
-	    STORE_PUT_APPEND) != STORE_OK ||
+		STORE_PUT_APPEND) != STORE_OK ||
 	    timer_schedule(message.expires_us, TIMER_KIND_OUTBOX_EXPIRY, key,
-	    sizeof(key), NULL) != STORE_OK) {
+		sizeof(key), NULL) != STORE_OK) {
 		free(record);
 		return SMPP_ESME_RSYSERR;
 	}
@@ -1095,8 +1114,8 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 
 /* Reads a message and checks that origin owns it. */
 static uint32_t
-outbox_owned_message(uint64_t id, const char *origin,
-    struct outbox_message_record *message)
+outbox_owned_message(
+    uint64_t id, const char *origin, struct outbox_message_record *message)
 {
 	if (outbox_read_message(id, message, NULL, 0) != STORE_OK)
 		return SMPP_ESME_RINVMSGID;
@@ -1151,7 +1170,8 @@ outbox_replace(uint64_t id, const char *origin, const uint8_t *short_message,
 		return SMPP_ESME_RREPLACEFAIL;
 	outbox_key(id, 1, key);
 	if (store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key), &value,
-	    &value_length) != STORE_OK || value_length < sizeof(part))
+		&value_length) != STORE_OK ||
+	    value_length < sizeof(part))
 		return SMPP_ESME_RSYSERR;
 	memcpy(&part, value, sizeof(part));
 	if (sizeof(part) + part.short_message_length + part.tlv_length >
@@ -1160,15 +1180,16 @@ outbox_replace(uint64_t id, const char *origin, const uint8_t *short_message,
 	if ((buffer = malloc(sizeof(part) + length + part.tlv_length)) == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 	/* The TLVs stay; only the short_message octets change. */
-	memcpy(buffer + sizeof(part) + length, (const uint8_t *)value +
-	    sizeof(part) + part.short_message_length, part.tlv_length);
+	memcpy(buffer + sizeof(part) + length,
+	    (const uint8_t *)value + sizeof(part) + part.short_message_length,
+	    part.tlv_length);
 	part.short_message_length = (uint16_t)length;
 	part.registered_delivery = registered_delivery;
 	memcpy(buffer, &part, sizeof(part));
 	if (length > 0)
 		memcpy(buffer + sizeof(part), short_message, length);
 	if (store_put(gateway->store, STORE_DB_PARTS, key, sizeof(key), buffer,
-	    sizeof(part) + length + part.tlv_length, 0) != STORE_OK) {
+		sizeof(part) + length + part.tlv_length, 0) != STORE_OK) {
 		free(buffer);
 		return SMPP_ESME_RSYSERR;
 	}
@@ -1182,11 +1203,11 @@ outbox_replace(uint64_t id, const char *origin, const uint8_t *short_message,
 
 /* A relative SMPP validity period ("YYMMDDhhmmss000R") for the time left. */
 static void
-outbox_validity_period(uint64_t expires_us, uint64_t now_us, char *out,
-    size_t size)
+outbox_validity_period(
+    uint64_t expires_us, uint64_t now_us, char *out, size_t size)
 {
-	uint64_t left = expires_us > now_us ? (expires_us - now_us) / 1000000 :
-	    60;
+	uint64_t left =
+	    expires_us > now_us ? (expires_us - now_us) / 1000000 : 60;
 	unsigned int days, hours, minutes, seconds;
 
 	if (left < 60)
@@ -1227,8 +1248,8 @@ outbox_unsend(struct outbox_pending *pending, const struct outbox_send *send)
 
 /* A part the link can never encode (too long, bad field): it fails now. */
 static void
-outbox_unsendable(struct outbox_pending *pending,
-    const struct outbox_send *send)
+outbox_unsendable(
+    struct outbox_pending *pending, const struct outbox_send *send)
 {
 	struct outbox_message_record message;
 	struct outbox_part_record part;
@@ -1282,8 +1303,8 @@ outbox_send_batch(void *arg, enum store_result result)
 		}
 		memset(&submit, 0, sizeof(submit));
 		submit.source_addr = send->from[0] != '\0' ? send->from : NULL;
-		submit.destination_addr = send->to[0] == '+' ? send->to + 1 :
-		    send->to;
+		submit.destination_addr =
+		    send->to[0] == '+' ? send->to + 1 : send->to;
 		if (send->flags & OUTBOX_PART_EXPLICIT_ADDRESSING) {
 			/* An ESME's own addressing goes on as it was given. */
 			submit.source_addr_ton = send->source_addr_ton;
@@ -1307,8 +1328,8 @@ outbox_send_batch(void *arg, enum store_result result)
 		tlv_count = 0;
 		offset = 0;
 		while (tlv_count < sizeof(tlvs) / sizeof(tlvs[0]) &&
-		    smpp_tlv_next(send->bytes + send->short_message_length,
-		    send->tlv_length, &offset, &tlvs[tlv_count]) == 1)
+		       smpp_tlv_next(send->bytes + send->short_message_length,
+			   send->tlv_length, &offset, &tlvs[tlv_count]) == 1)
 			tlv_count++;
 		submit.tlvs = tlvs;
 		submit.tlv_count = tlv_count;
@@ -1345,8 +1366,8 @@ outbox_batch_add(struct outbox_send *send)
 	}
 	if (batch->count == batch->capacity) {
 		batch->capacity = batch->capacity ? batch->capacity * 2 : 64;
-		batch->sends = reallocarray(batch->sends, batch->capacity,
-		    sizeof(*batch->sends));
+		batch->sends = reallocarray(
+		    batch->sends, batch->capacity, sizeof(*batch->sends));
 		if (batch->sends == NULL)
 			fatal("outbox", "out-of-memory", NULL);
 	}
@@ -1369,7 +1390,8 @@ outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
 		return -1;
 	outbox_key(pending->id, number, key);
 	if (store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key), &value,
-	    &length) != STORE_OK || length < sizeof(part))
+		&length) != STORE_OK ||
+	    length < sizeof(part))
 		return -1;
 	memcpy(&part, value, sizeof(part));
 	octets = (size_t)part.short_message_length + part.tlv_length;
@@ -1395,8 +1417,8 @@ outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
 	send->tlv_length = part.tlv_length;
 	snprintf(send->to, sizeof(send->to), "%s", message.to);
 	snprintf(send->from, sizeof(send->from), "%s", message.from);
-	outbox_validity_period(message.expires_us, now_us, send->validity,
-	    sizeof(send->validity));
+	outbox_validity_period(
+	    message.expires_us, now_us, send->validity, sizeof(send->validity));
 
 	snprintf(part.link, sizeof(part.link), "%s", link_name(link));
 	part.submitted_us = now_us;
@@ -1406,7 +1428,7 @@ outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
 	if (outbox_write_part(pending->id, number, &part) != STORE_OK ||
 	    outbox_write_message(pending->id, &message) != STORE_OK ||
 	    store_put(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key), "",
-	    0, 0) != STORE_OK) {
+		0, 0) != STORE_OK) {
 		free(send);
 		return -1;
 	}
@@ -1434,8 +1456,8 @@ outbox_pick_link(struct outbox_pending *pending)
 	size_t i;
 
 	if (pending->link != NULL)
-		return outbox_link_room(pending->link) > 0 ? pending->link :
-		    NULL;
+		return outbox_link_room(pending->link) > 0 ? pending->link
+							   : NULL;
 	for (i = 0; i < pending->route->link_count; i++)
 		if (outbox_link_room(pending->route->links[i]) > 0)
 			return pending->route->links[i];
@@ -1480,11 +1502,11 @@ outbox_schedule(void)
 			pending->link = link;
 			room = outbox_link_room(link);
 			for (part = 1; part <= pending->part_count && room > 0;
-			    part++) {
+			     part++) {
 				if (!outbox_waiting_test(pending, part))
 					continue;
-				if (outbox_prepare_send(pending, part, link,
-				    now_us) == -1) {
+				if (outbox_prepare_send(
+					pending, part, link, now_us) == -1) {
 					log_warnx(pending->id, "outbox",
 					    "prepare-failed", "part=%u", part);
 					room = 0;
@@ -1562,8 +1584,8 @@ outbox_expire_message(uint64_t id, uint64_t now_us)
 }
 
 static void
-outbox_expiry_timer(void *arg, uint64_t timer_id, const void *payload,
-    size_t payload_length)
+outbox_expiry_timer(
+    void *arg, uint64_t timer_id, const void *payload, size_t payload_length)
 {
 	if (payload_length != OUTBOX_KEY_LENGTH)
 		return;
@@ -1589,8 +1611,8 @@ outbox_load_cookie(uint64_t cookie, struct outbox_pending **pending,
 	*pending = outbox_pending_find(id);
 	if (outbox_read_message(id, message, NULL, 0) != STORE_OK ||
 	    outbox_read_part(id, number, part) != STORE_OK) {
-		log_warnx(id, "outbox", "response-for-unknown", "part=%u",
-		    number);
+		log_warnx(
+		    id, "outbox", "response-for-unknown", "part=%u", number);
 		return -1;
 	}
 	if (part->state != OUTBOX_SUBMITTING) {
@@ -1627,7 +1649,7 @@ outbox_on_response(void *arg, struct link *link, uint64_t cookie,
 		outbox_part_transition(id, &message, &part, number,
 		    OUTBOX_SUBMITTED, OUTBOX_REASON_ACKNOWLEDGED, 0, now_us);
 	} else if (smpp_status_is_temporary(status) && pending != NULL &&
-	    message.expires_us > now_us) {
+		   message.expires_us > now_us) {
 		metrics_add(metric_requeued, 1);
 		outbox_part_transition(id, &message, &part, number,
 		    OUTBOX_QUEUED, OUTBOX_REASON_THROTTLED, status, now_us);
@@ -1657,8 +1679,7 @@ outbox_on_response(void *arg, struct link *link, uint64_t cookie,
 }
 
 static void
-outbox_on_lost(void *arg, struct link *link, uint64_t cookie,
-    const char *why)
+outbox_on_lost(void *arg, struct link *link, uint64_t cookie, const char *why)
 {
 	struct outbox_pending *pending;
 	struct outbox_message_record message;
@@ -1666,8 +1687,9 @@ outbox_on_lost(void *arg, struct link *link, uint64_t cookie,
 	uint64_t id = cookie >> 8, now_us = clock_now_us();
 	unsigned int number = (unsigned int)(cookie & 0xff);
 	uint8_t key[OUTBOX_PART_KEY_LENGTH];
-	enum outbox_reason reason = strcmp(why, "response-timeout") == 0 ?
-	    OUTBOX_REASON_RESPONSE_TIMEOUT : OUTBOX_REASON_CONNECTION_LOST;
+	enum outbox_reason reason = strcmp(why, "response-timeout") == 0
+					? OUTBOX_REASON_RESPONSE_TIMEOUT
+					: OUTBOX_REASON_CONNECTION_LOST;
 
 	if (outbox_load_cookie(cookie, &pending, &message, &part) == -1)
 		return;
@@ -1676,8 +1698,8 @@ outbox_on_lost(void *arg, struct link *link, uint64_t cookie,
 	if (pending != NULL && pending->inflight > 0)
 		pending->inflight--;
 	/* Sent and unanswered: it may have reached the phone. Never resend. */
-	outbox_part_transition(id, &message, &part, number, OUTBOX_UNKNOWN,
-	    reason, 0, now_us);
+	outbox_part_transition(
+	    id, &message, &part, number, OUTBOX_UNKNOWN, reason, 0, now_us);
 	log_info(id, "outbox", "unknown", "link=%s part=%u reason=%s",
 	    link_name(link), number, why);
 	outbox_write_part(id, number, &part);
@@ -1700,12 +1722,12 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
     uint32_t error_code, uint64_t now_us)
 {
 	static const enum outbox_state by_receipt[] = {
-		[SMPP_MESSAGE_STATE_DELIVERED] = OUTBOX_DELIVERED,
-		[SMPP_MESSAGE_STATE_EXPIRED] = OUTBOX_EXPIRED,
-		[SMPP_MESSAGE_STATE_DELETED] = OUTBOX_FAILED,
-		[SMPP_MESSAGE_STATE_UNDELIVERABLE] = OUTBOX_UNDELIVERABLE,
-		[SMPP_MESSAGE_STATE_UNKNOWN] = OUTBOX_UNKNOWN,
-		[SMPP_MESSAGE_STATE_REJECTED] = OUTBOX_REJECTED,
+	    [SMPP_MESSAGE_STATE_DELIVERED] = OUTBOX_DELIVERED,
+	    [SMPP_MESSAGE_STATE_EXPIRED] = OUTBOX_EXPIRED,
+	    [SMPP_MESSAGE_STATE_DELETED] = OUTBOX_FAILED,
+	    [SMPP_MESSAGE_STATE_UNDELIVERABLE] = OUTBOX_UNDELIVERABLE,
+	    [SMPP_MESSAGE_STATE_UNKNOWN] = OUTBOX_UNKNOWN,
+	    [SMPP_MESSAGE_STATE_REJECTED] = OUTBOX_REJECTED,
 	};
 	struct outbox_message_record message;
 	struct outbox_part_record part;
@@ -1714,8 +1736,8 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 	if (outbox_read_message(id, &message, NULL, 0) != STORE_OK ||
 	    outbox_read_part(id, number, &part) != STORE_OK)
 		return;
-	if (message_state > 0 && (size_t)message_state <
-	    sizeof(by_receipt) / sizeof(by_receipt[0]))
+	if (message_state > 0 &&
+	    (size_t)message_state < sizeof(by_receipt) / sizeof(by_receipt[0]))
 		state = by_receipt[message_state];
 	part.receipt_state = (uint8_t)message_state;
 	part.receipt_error = error_code;
@@ -1736,11 +1758,11 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 /* ---- start-up and stop ------------------------------------------------- */
 
 /* Every key of db (of key_length bytes), in a 9-byte-per-key array. */
-static uint8_t (*outbox_collect_keys(enum store_db db, size_t key_length,
-    size_t *count))[OUTBOX_PART_KEY_LENGTH]
+static uint8_t (*outbox_collect_keys(
+    enum store_db db, size_t key_length, size_t *count))[OUTBOX_PART_KEY_LENGTH]
 {
 	struct store_cursor *cursor;
-	uint8_t (*keys)[OUTBOX_PART_KEY_LENGTH] = NULL;
+	uint8_t(*keys)[OUTBOX_PART_KEY_LENGTH] = NULL;
 	const void *key, *value;
 	size_t found_length, value_length, capacity = 0;
 	enum store_result result;
@@ -1748,10 +1770,10 @@ static uint8_t (*outbox_collect_keys(enum store_db db, size_t key_length,
 	*count = 0;
 	if (store_cursor_open(gateway->store, db, &cursor) != STORE_OK)
 		return NULL;
-	for (result = store_cursor_seek(cursor, NULL, 0, &key, &found_length,
-	    &value, &value_length); result == STORE_OK;
-	    result = store_cursor_next(cursor, &key, &found_length, &value,
-	    &value_length)) {
+	for (result = store_cursor_seek(
+		 cursor, NULL, 0, &key, &found_length, &value, &value_length);
+	     result == STORE_OK; result = store_cursor_next(cursor, &key,
+				     &found_length, &value, &value_length)) {
 		if (found_length != key_length)
 			continue;
 		if (*count == capacity) {
@@ -1777,13 +1799,13 @@ outbox_recover(void)
 	struct outbox_part_record part;
 	struct outbox_pending *pending;
 	size_t keys_count, i;
-	uint8_t (*keys)[OUTBOX_PART_KEY_LENGTH], part_key[9];
+	uint8_t(*keys)[OUTBOX_PART_KEY_LENGTH], part_key[9];
 	uint64_t id, now_us = clock_now_us(), unknown = 0, requeued = 0;
 	unsigned int number;
 
 	/* Collect first: the writes below would move a live cursor. */
-	keys = outbox_collect_keys(STORE_DB_INFLIGHT, OUTBOX_PART_KEY_LENGTH,
-	    &keys_count);
+	keys = outbox_collect_keys(
+	    STORE_DB_INFLIGHT, OUTBOX_PART_KEY_LENGTH, &keys_count);
 	for (i = 0; i < keys_count; i++) {
 		id = store_decode_u64(keys[i]);
 		number = keys[i][8];
@@ -1801,8 +1823,8 @@ outbox_recover(void)
 	}
 
 	free(keys);
-	keys = outbox_collect_keys(STORE_DB_QUEUE, OUTBOX_KEY_LENGTH,
-	    &keys_count);
+	keys =
+	    outbox_collect_keys(STORE_DB_QUEUE, OUTBOX_KEY_LENGTH, &keys_count);
 	for (i = 0; i < keys_count; i++) {
 		id = store_decode_u64(keys[i]);
 		if (outbox_read_message(id, &message, NULL, 0) != STORE_OK)
@@ -1810,10 +1832,11 @@ outbox_recover(void)
 		pending = outbox_pending_add(id);
 		pending->expires_us = message.expires_us;
 		pending->part_count = message.part_count;
-		pending->route = (message.flags & OUTBOX_MESSAGE_FIXED_ROUTE) ?
-		    outbox_route_for_link(message.link) :
-		    outbox_route_for(message.to[0] == '+' ? message.to + 1 :
-		    message.to);
+		pending->route =
+		    (message.flags & OUTBOX_MESSAGE_FIXED_ROUTE)
+			? outbox_route_for_link(message.link)
+			: outbox_route_for(message.to[0] == '+' ? message.to + 1
+								: message.to);
 		for (number = 1; number <= message.part_count; number++) {
 			outbox_key(id, number, part_key);
 			if (outbox_read_part(id, number, &part) == STORE_OK &&
@@ -1831,8 +1854,10 @@ outbox_recover(void)
 			outbox_pending_remove(pending);
 			continue;
 		}
-		if (message.link[0] != '\0' && message.part_states[
-		    OUTBOX_SUBMITTED] + message.part_states[OUTBOX_UNKNOWN] > 0)
+		if (message.link[0] != '\0' &&
+		    message.part_states[OUTBOX_SUBMITTED] +
+			    message.part_states[OUTBOX_UNKNOWN] >
+			0)
 			pending->link = link_find(message.link);
 		if (pending->waiting_count == 0) {
 			store_delete(gateway->store, STORE_DB_QUEUE, keys[i],
@@ -1846,8 +1871,9 @@ outbox_recover(void)
 	free(keys);
 	log_info(0, "outbox", "recovered", "unknown=%llu queued=%llu",
 	    (unsigned long long)unknown, (unsigned long long)requeued);
-	metrics_add(metrics_counter("nudge_outbox_recovered_unknown_total",
-	    NULL, "Parts found SUBMITTING at start-up, now UNKNOWN."),
+	metrics_add(
+	    metrics_counter("nudge_outbox_recovered_unknown_total", NULL,
+		"Parts found SUBMITTING at start-up, now UNKNOWN."),
 	    (double)unknown);
 }
 
@@ -1855,10 +1881,10 @@ void
 outbox_init(struct event_base *base, const struct config *config)
 {
 	static const struct link_events events = {
-		.available = outbox_on_available,
-		.response = outbox_on_response,
-		.lost = outbox_on_lost,
-		.deliver = outbox_on_deliver,
+	    .available = outbox_on_available,
+	    .response = outbox_on_response,
+	    .lost = outbox_on_lost,
+	    .deliver = outbox_on_deliver,
 	};
 	char labels[64];
 	size_t i;
@@ -1873,27 +1899,27 @@ outbox_init(struct event_base *base, const struct config *config)
 	    "Parts put back in the queue after a temporary refusal.");
 	metric_queue_depth = metrics_gauge("nudge_outbox_queue_depth", NULL,
 	    "Messages with parts waiting to be sent.");
-	metric_optout_refused = metrics_counter(
-	    "nudge_outbox_optout_refused_total", NULL,
-	    "Marketing messages refused because the number opted out.");
+	metric_optout_refused =
+	    metrics_counter("nudge_outbox_optout_refused_total", NULL,
+		"Marketing messages refused because the number opted out.");
 	for (i = OUTBOX_DELIVERED; i < OUTBOX_STATE_COUNT; i++) {
-		snprintf(labels, sizeof(labels), "state=\"%s\"",
-		    state_names[i]);
+		snprintf(
+		    labels, sizeof(labels), "state=\"%s\"", state_names[i]);
 		metric_final[i] = metrics_counter("nudge_outbox_final_total",
 		    labels, "Messages that reached a final state.");
 	}
 	for (i = 0; i < OUTBOX_STATE_COUNT; i++)
 		if (metric_final[i] == NULL)
-			metric_final[i] = metrics_counter(
-			    "nudge_outbox_other_total", NULL,
-			    "Transitions counted nowhere else.");
+			metric_final[i] =
+			    metrics_counter("nudge_outbox_other_total", NULL,
+				"Transitions counted nowhere else.");
 	timer_register(TIMER_KIND_OUTBOX_EXPIRY, outbox_expiry_timer, NULL);
 	receipt_init(config);
 	mo_init(config);
 	callback_init(base);
 	link_start_all(base, config, &events);
-	if ((status_event = evtimer_new(base, outbox_write_link_status,
-	    NULL)) == NULL)
+	if ((status_event =
+		    evtimer_new(base, outbox_write_link_status, NULL)) == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 }
 
@@ -1913,7 +1939,7 @@ outbox_start(void)
 static void
 outbox_write_link_status(evutil_socket_t fd, short events, void *arg)
 {
-	struct timeval second = { 1, 0 };
+	struct timeval second = {1, 0};
 	struct outbox_link_status_record record;
 	struct link_stats stats;
 	char key[OUTBOX_LINK_NAME_SIZE + sizeof(OUTBOX_LINK_STATUS_PREFIX)];

@@ -12,21 +12,21 @@
 
 #include "nudged.h"
 
-#define PROFILE_RECORD_VERSION	1
-#define PROFILE_ATTRIBUTES_MAX	(32 * 1024)
-#define PROFILE_EXTERNAL_ID_MAX	128
+#define PROFILE_RECORD_VERSION  1
+#define PROFILE_ATTRIBUTES_MAX  (32 * 1024)
+#define PROFILE_EXTERNAL_ID_MAX 128
 
 /* Profile attributes the API knows, with their length limits. */
 static const struct {
-	const char	*name;
-	size_t		 maximum;
+	const char *name;
+	size_t maximum;
 } profile_fields[] = {
-	{ "external_id", PROFILE_EXTERNAL_ID_MAX },
-	{ "email", 254 },
-	{ "first_name", 100 },
-	{ "last_name", 100 },
-	{ "language", 16 },
-	{ "timezone", 64 },
+    {"external_id", PROFILE_EXTERNAL_ID_MAX},
+    {"email", 254},
+    {"first_name", 100},
+    {"last_name", 100},
+    {"language", 16},
+    {"timezone", 64},
 };
 
 static struct metric *metric_created;
@@ -69,17 +69,17 @@ profile_load(const char *number, struct profile *profile)
 	if (result != STORE_OK)
 		return result;
 	if (value_length < sizeof(profile->record)) {
-		log_warnx(0, "profile", "record-corrupt", "length=%zu",
-		    value_length);
+		log_warnx(
+		    0, "profile", "record-corrupt", "length=%zu", value_length);
 		return STORE_ERROR;
 	}
 	memcpy(&profile->record, value, sizeof(profile->record));
 	if (profile->record.attributes_length >
 	    value_length - sizeof(profile->record))
 		return STORE_ERROR;
-	profile->attributes = json_loadb((const char *)value +
-	    sizeof(profile->record), profile->record.attributes_length, 0,
-	    &error);
+	profile->attributes =
+	    json_loadb((const char *)value + sizeof(profile->record),
+		profile->record.attributes_length, 0, &error);
 	if (profile->attributes == NULL)
 		profile->attributes = json_object();
 	profile->exists = 1;
@@ -124,8 +124,8 @@ profile_save(struct profile *profile)
 	if (result != STORE_OK)
 		return result;
 	profile->exists = 1;
-	external_id = json_string_value(json_object_get(profile->attributes,
-	    "external_id"));
+	external_id = json_string_value(
+	    json_object_get(profile->attributes, "external_id"));
 	if (external_id != NULL && external_id[0] != '\0')
 		result = store_put(gateway->store, STORE_DB_EXTERNAL_IDS,
 		    external_id, strlen(external_id), key, key_length, 0);
@@ -147,19 +147,21 @@ profile_merge(struct profile *profile, json_t *object, const char **field,
 		return -1;
 	}
 	for (i = 0; i < sizeof(profile_fields) / sizeof(profile_fields[0]);
-	    i++) {
+	     i++) {
 		value = json_object_get(object, profile_fields[i].name);
 		if (value == NULL || json_is_null(value))
 			continue;
 		if (!json_is_string(value) ||
 		    json_string_length(value) > profile_fields[i].maximum) {
 			*field = profile_fields[i].name;
-			snprintf(reason, reason_size, "a string of at most %zu "
-			    "characters", profile_fields[i].maximum);
+			snprintf(reason, reason_size,
+			    "a string of at most %zu "
+			    "characters",
+			    profile_fields[i].maximum);
 			return -1;
 		}
-		json_object_set(profile->attributes, profile_fields[i].name,
-		    value);
+		json_object_set(
+		    profile->attributes, profile_fields[i].name, value);
 	}
 	properties = json_object_get(object, "properties");
 	if (properties != NULL && !json_is_null(properties)) {
@@ -171,11 +173,11 @@ profile_merge(struct profile *profile, json_t *object, const char **field,
 		current = json_object_get(profile->attributes, "properties");
 		if (!json_is_object(current)) {
 			current = json_object();
-			json_object_set_new(profile->attributes, "properties",
-			    current);
+			json_object_set_new(
+			    profile->attributes, "properties", current);
 		}
 		json_object_foreach(properties, name, value)
-			json_object_set(current, name, value);
+		    json_object_set(current, name, value);
 	}
 	if ((text = json_dumps(profile->attributes, JSON_COMPACT)) == NULL)
 		fatal("profile", "out-of-memory", NULL);
@@ -183,7 +185,8 @@ profile_merge(struct profile *profile, json_t *object, const char **field,
 	free(text);
 	if (length > PROFILE_ATTRIBUTES_MAX) {
 		*field = "properties";
-		snprintf(reason, reason_size, "the profile would exceed %d bytes",
+		snprintf(reason, reason_size,
+		    "the profile would exceed %d bytes",
 		    PROFILE_ATTRIBUTES_MAX);
 		return -1;
 	}
@@ -226,12 +229,12 @@ profile_to_json(const struct profile *profile)
 {
 	json_t *person = json_deep_copy(profile->attributes);
 
-	json_object_set_new(person, "phone_number",
-	    json_string(profile->number));
-	json_object_set_new(person, "order_count",
-	    json_integer(profile->record.order_count));
-	json_object_set_new(person, "total_spent",
-	    json_real(profile->record.total_spent));
+	json_object_set_new(
+	    person, "phone_number", json_string(profile->number));
+	json_object_set_new(
+	    person, "order_count", json_integer(profile->record.order_count));
+	json_object_set_new(
+	    person, "total_spent", json_real(profile->record.total_spent));
 	json_object_set_new(person, "created_us",
 	    json_integer((json_int_t)profile->record.created_us));
 	if (profile->record.last_order_us != 0)
@@ -241,8 +244,7 @@ profile_to_json(const struct profile *profile)
 }
 
 enum store_result
-profile_find_external(const char *external_id, char *number,
-    size_t number_size)
+profile_find_external(const char *external_id, char *number, size_t number_size)
 {
 	const void *value;
 	size_t length;

@@ -30,14 +30,15 @@ receipt_is_receipt(const struct smpp_pdu *pdu)
 }
 
 size_t
-receipt_key(const char *link_name, const char *id, size_t id_length,
-    int base, uint8_t *key, size_t key_size)
+receipt_key(const char *link_name, const char *id, size_t id_length, int base,
+    uint8_t *key, size_t key_size)
 {
 	char normalized[SMPP_RECEIPT_ID_SIZE];
 	size_t name_length = strlen(link_name), id_out;
 
 	if (smpp_receipt_normalize_id(id, id_length, (enum smpp_id_base)base,
-	    normalized, sizeof(normalized)) < 0 || normalized[0] == '\0')
+		normalized, sizeof(normalized)) < 0 ||
+	    normalized[0] == '\0')
 		return 0;
 	id_out = strlen(normalized);
 	if (name_length + 1 + id_out > key_size)
@@ -67,8 +68,8 @@ receipt_log_append(const struct receipt_record *record)
 static struct metric *
 receipt_latency_metric(const char *link_name)
 {
-	static const double bounds[] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30,
-		60, 300, 900, 3600 };
+	static const double bounds[] = {
+	    0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
 	char labels[OUTBOX_LINK_NAME_SIZE + 16];
 
 	snprintf(labels, sizeof(labels), "link=\"%s\"", link_name);
@@ -79,8 +80,8 @@ receipt_latency_metric(const char *link_name)
 
 /* Applies a receipt to the part it matched, and logs it. */
 static void
-receipt_apply(struct receipt_record *record, uint64_t message_id,
-    unsigned int part)
+receipt_apply(
+    struct receipt_record *record, uint64_t message_id, unsigned int part)
 {
 	struct outbox_message_record message;
 	struct outbox_part_record part_record;
@@ -106,7 +107,7 @@ receipt_apply(struct receipt_record *record, uint64_t message_id,
 	    "link=%s part=%u to=%s stat=%s err=%u", record->link, part,
 	    log_mask_number(record->to, masked, sizeof(masked)),
 	    smpp_receipt_state_name(
-	    (enum smpp_message_state)record->receipt_state),
+		(enum smpp_message_state)record->receipt_state),
 	    record->error_code);
 }
 
@@ -118,8 +119,10 @@ receipt_lookup(const uint8_t *key, size_t key_length, uint64_t *message_id,
 	const void *value;
 	size_t length;
 
-	if (key_length == 0 || store_get(gateway->store, STORE_DB_SMSC_IDS, key,
-	    key_length, &value, &length) != STORE_OK || length != 9)
+	if (key_length == 0 ||
+	    store_get(gateway->store, STORE_DB_SMSC_IDS, key, key_length,
+		&value, &length) != STORE_OK ||
+	    length != 9)
 		return 0;
 	*message_id = store_decode_u64(value);
 	*part = ((const uint8_t *)value)[8];
@@ -144,14 +147,14 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 	int have_text;
 
 	metrics_add(metric_received, 1);
-	if (text_length == 0 && smpp_pdu_find_tlv(pdu, SMPP_TLV_MESSAGE_PAYLOAD,
-	    &tlv)) {
+	if (text_length == 0 &&
+	    smpp_pdu_find_tlv(pdu, SMPP_TLV_MESSAGE_PAYLOAD, &tlv)) {
 		text = tlv.value;
 		text_length = tlv.length;
 	}
 	memset(&parsed, 0, sizeof(parsed));
 	have_text = text_length > 0 &&
-	    smpp_receipt_parse(text, text_length, &parsed) == 0;
+		    smpp_receipt_parse(text, text_length, &parsed) == 0;
 
 	memset(&record, 0, sizeof(record));
 	record.version = OUTBOX_RECORD_VERSION;
@@ -169,20 +172,20 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 		if (record.stat[0] == '\0')
 			snprintf(record.stat, sizeof(record.stat), "%s",
 			    smpp_receipt_stat_word(
-			    (enum smpp_message_state)tlv.integer));
+				(enum smpp_message_state)tlv.integer));
 	}
 	/* The TLV carries the id as the response did; the text may not. */
 	if (smpp_pdu_find_tlv(pdu, SMPP_TLV_RECEIPTED_MESSAGE_ID, &tlv)) {
-		key_tlv_length = receipt_key(record.link, (const char *)tlv.value,
-		    smpp_tlv_text_length(&tlv), config->response_id_base,
-		    key_tlv, sizeof(key_tlv));
+		key_tlv_length = receipt_key(record.link,
+		    (const char *)tlv.value, smpp_tlv_text_length(&tlv),
+		    config->response_id_base, key_tlv, sizeof(key_tlv));
 		snprintf(record.smsc_id, sizeof(record.smsc_id), "%.*s",
 		    (int)smpp_tlv_text_length(&tlv), (const char *)tlv.value);
 	}
 	if (have_text && (parsed.fields & SMPP_RECEIPT_ID)) {
-		key_text_length = receipt_key(record.link, parsed.id,
-		    strlen(parsed.id), config->receipt_id_base, key_text,
-		    sizeof(key_text));
+		key_text_length =
+		    receipt_key(record.link, parsed.id, strlen(parsed.id),
+			config->receipt_id_base, key_text, sizeof(key_text));
 		if (record.smsc_id[0] == '\0')
 			snprintf(record.smsc_id, sizeof(record.smsc_id), "%s",
 			    parsed.id);
@@ -207,10 +210,11 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 	hold_key = key_tlv_length > 0 ? key_tlv : key_text;
 	hold_key_length = key_tlv_length > 0 ? key_tlv_length : key_text_length;
 	if (store_put(gateway->store, STORE_DB_HELD_RECEIPTS, hold_key,
-	    hold_key_length, &record, sizeof(record), 0) != STORE_OK ||
-	    timer_schedule(record.time_us + receipt_config->outbox_receipt_hold_us,
-	    TIMER_KIND_RECEIPT_HOLD, hold_key, hold_key_length, NULL) !=
-	    STORE_OK)
+		hold_key_length, &record, sizeof(record), 0) != STORE_OK ||
+	    timer_schedule(
+		record.time_us + receipt_config->outbox_receipt_hold_us,
+		TIMER_KIND_RECEIPT_HOLD, hold_key, hold_key_length,
+		NULL) != STORE_OK)
 		return SMPP_ESME_RSYSERR;
 	metrics_add(metric_held, 1);
 	log_info(0, "receipt", "held", "link=%s smsc_id=%s", record.link,
@@ -243,7 +247,7 @@ receipt_index_part(const char *link_name, const char *smsc_id,
 	store_put(gateway->store, STORE_DB_SMSC_IDS, key, key_length, value,
 	    sizeof(value), 0);
 	if (store_get(gateway->store, STORE_DB_HELD_RECEIPTS, key, key_length,
-	    &found, &found_length) != STORE_OK ||
+		&found, &found_length) != STORE_OK ||
 	    found_length != sizeof(held))
 		return;
 	memcpy(&held, found, sizeof(held));
@@ -255,20 +259,20 @@ receipt_index_part(const char *link_name, const char *smsc_id,
 
 /* A held receipt's time is up: nothing claimed it, so it is unmatched. */
 static void
-receipt_hold_expired(void *arg, uint64_t timer_id, const void *payload,
-    size_t payload_length)
+receipt_hold_expired(
+    void *arg, uint64_t timer_id, const void *payload, size_t payload_length)
 {
 	struct receipt_record held;
 	const void *found;
 	size_t found_length;
 
 	if (store_get(gateway->store, STORE_DB_HELD_RECEIPTS, payload,
-	    payload_length, &found, &found_length) != STORE_OK ||
+		payload_length, &found, &found_length) != STORE_OK ||
 	    found_length != sizeof(held))
 		return;
 	memcpy(&held, found, sizeof(held));
-	store_delete(gateway->store, STORE_DB_HELD_RECEIPTS, payload,
-	    payload_length);
+	store_delete(
+	    gateway->store, STORE_DB_HELD_RECEIPTS, payload, payload_length);
 	metrics_add(metric_unmatched, 1);
 	receipt_log_append(&held);
 	log_warnx(0, "receipt", "unmatched", "link=%s smsc_id=%s stat=%s",

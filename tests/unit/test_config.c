@@ -105,18 +105,19 @@ test_every_type(void **state)
 	int errors = -1;
 
 	config = load("[nudged]\n"
-	    "data_dir = /tmp/x ; trailing comment\n"
-	    "log_level = DEBUG\n"
-	    "shutdown_timeout = 1500ms\n"
-	    "test_clock = on\n"
-	    "[store]\n"
-	    "map_size = 2G\n"
-	    "max_readers = 300\n"
-	    "sync = no\n"
-	    "[http]\n"
-	    "listen = 0.0.0.0:9000\n"
-	    "api_token = secret\n"
-	    "timeout = 2m\n", &errors);
+		      "data_dir = /tmp/x ; trailing comment\n"
+		      "log_level = DEBUG\n"
+		      "shutdown_timeout = 1500ms\n"
+		      "test_clock = on\n"
+		      "[store]\n"
+		      "map_size = 2G\n"
+		      "max_readers = 300\n"
+		      "sync = no\n"
+		      "[http]\n"
+		      "listen = 0.0.0.0:9000\n"
+		      "api_token = secret\n"
+		      "timeout = 2m\n",
+	    &errors);
 	assert_non_null(config);
 	assert_int_equal(errors, 0);
 	assert_string_equal(config->data_dir, "/tmp/x");
@@ -140,10 +141,11 @@ test_two_errors_named_by_line(void **state)
 	int errors = 0;
 
 	config = load("[nudged]\n"
-	    "log_level = loud\n"
-	    "\n"
-	    "[store]\n"
-	    "map_size = 12parsecs\n", &errors);
+		      "log_level = loud\n"
+		      "\n"
+		      "[store]\n"
+		      "map_size = 12parsecs\n",
+	    &errors);
 	assert_null(config);
 	assert_int_equal(errors, 2);
 	assert_true(contains("2: nudged.log_level: 'loud'"));
@@ -157,13 +159,14 @@ test_unknown_keys_sections_and_syntax(void **state)
 	int errors = 0;
 
 	config = load("[nudged]\n"
-	    "colour = blue\n"
-	    "[nowhere]\n"
-	    "key = value\n"
-	    "[http]\n"
-	    "just some words\n"
-	    "listen = 127.0.0.1:99999\n"
-	    "listen = 127.0.0.1:8000\n", &errors);
+		      "colour = blue\n"
+		      "[nowhere]\n"
+		      "key = value\n"
+		      "[http]\n"
+		      "just some words\n"
+		      "listen = 127.0.0.1:99999\n"
+		      "listen = 127.0.0.1:8000\n",
+	    &errors);
 	assert_null(config);
 	assert_int_equal(errors, 5);
 	assert_true(contains("2: unknown key 'colour' in [nudged]"));
@@ -180,11 +183,12 @@ test_ranges_and_cross_checks(void **state)
 	int errors = 0;
 
 	config = load("[store]\n"
-	    "max_readers = 2\n"
-	    "[http]\n"
-	    "listen = 0.0.0.0:2775\n"
-	    "[smpp]\n"
-	    "listen = 0.0.0.0:2775\n", &errors);
+		      "max_readers = 2\n"
+		      "[http]\n"
+		      "listen = 0.0.0.0:2775\n"
+		      "[smpp]\n"
+		      "listen = 0.0.0.0:2775\n",
+	    &errors);
 	assert_null(config);
 	assert_int_equal(errors, 3);
 	assert_true(contains("2: store.max_readers: '2' is out of range"));
@@ -237,18 +241,19 @@ test_named_link_sections(void **state)
 	int errors = -1;
 
 	config = load("[link carrier-a]\n"
-	    "host = 127.0.0.1\n"
-	    "port = 2776\n"
-	    "system_id = nudge\n"
-	    "password = secret\n"
-	    "bind = pair\n"
-	    "split = sar\n"
-	    "receipt_id_base = decimal\n"
-	    "response_id_base = hex\n"
-	    "routes = 39 4915\n"
-	    "[link carrier-b]\n"
-	    "host = smsc.example\n"
-	    "system_id = other\n", &errors);
+		      "host = 127.0.0.1\n"
+		      "port = 2776\n"
+		      "system_id = nudge\n"
+		      "password = secret\n"
+		      "bind = pair\n"
+		      "split = sar\n"
+		      "receipt_id_base = decimal\n"
+		      "response_id_base = hex\n"
+		      "routes = 39 4915\n"
+		      "[link carrier-b]\n"
+		      "host = smsc.example\n"
+		      "system_id = other\n",
+	    &errors);
 	assert_non_null(config);
 	assert_int_equal(errors, 0);
 	assert_int_equal(config->link_count, 2);
@@ -277,16 +282,17 @@ test_named_section_errors(void **state)
 	int errors = 0;
 
 	config = load("[link]\n"
-	    "host = ignored\n"
-	    "[link a]\n"
-	    "port = 0\n"
-	    "[link a]\n"
-	    "[link b]\n"
-	    "host = h\n"
-	    "system_id = b\n"
-	    "colour = red\n"
-	    "reconnect_min = 5m\n"
-	    "reconnect_max = 1m\n", &errors);
+		      "host = ignored\n"
+		      "[link a]\n"
+		      "port = 0\n"
+		      "[link a]\n"
+		      "[link b]\n"
+		      "host = h\n"
+		      "system_id = b\n"
+		      "colour = red\n"
+		      "reconnect_min = 5m\n"
+		      "reconnect_max = 1m\n",
+	    &errors);
 	assert_null(config);
 	assert_int_equal(errors, 7);
 	assert_true(contains("1: [link] needs a name"));
@@ -305,36 +311,39 @@ test_accounts(void **state)
 	int errors = 0;
 
 	config = load("[link up]\nhost = h\nsystem_id = u\n"
-	    "[account shop]\n"
-	    "system_id = shop\n"
-	    "password = pw\n"
-	    "allowed_addresses = 127.0.0.1/32 10.0.0.0/8\n"
-	    "traffic_class = marketing\n"
-	    "route = up\n"
-	    "mo_keywords = SHOP DEALS\n", &errors);
+		      "[account shop]\n"
+		      "system_id = shop\n"
+		      "password = pw\n"
+		      "allowed_addresses = 127.0.0.1/32 10.0.0.0/8\n"
+		      "traffic_class = marketing\n"
+		      "route = up\n"
+		      "mo_keywords = SHOP DEALS\n",
+	    &errors);
 	assert_non_null(config);
 	assert_int_equal(config->account_count, 1);
 	assert_string_equal(config->accounts[0]->system_id, "shop");
-	assert_int_equal(config->accounts[0]->traffic_class,
-	    OUTBOX_CLASS_MARKETING);
+	assert_int_equal(
+	    config->accounts[0]->traffic_class, OUTBOX_CLASS_MARKETING);
 	assert_int_equal(config->accounts[0]->window, 64);
-	assert_int_equal(config->accounts[0]->deliver_expiry_us,
-	    72ULL * 3600 * 1000000);
+	assert_int_equal(
+	    config->accounts[0]->deliver_expiry_us, 72ULL * 3600 * 1000000);
 	config_free(config);
 
 	config = load("[account a]\n"
-	    "system_id = same\n"
-	    "allowed_addresses = 10.0.0.0/33\n"
-	    "route = nowhere\n"
-	    "[account b]\n"
-	    "system_id = same\n"
-	    "[smpp]\n"
-	    "tls_listen = 127.0.0.1:2776\n", &errors);
+		      "system_id = same\n"
+		      "allowed_addresses = 10.0.0.0/33\n"
+		      "route = nowhere\n"
+		      "[account b]\n"
+		      "system_id = same\n"
+		      "[smpp]\n"
+		      "tls_listen = 127.0.0.1:2776\n",
+	    &errors);
 	assert_null(config);
 	assert_int_equal(errors, 4);
 	assert_true(contains("1: [account a] allowed_addresses is not"));
 	assert_true(contains("1: [account a] route names no [link nowhere]"));
-	assert_true(contains("5: [account b] system_id 'same' is already used"));
+	assert_true(
+	    contains("5: [account b] system_id 'same' is already used"));
 	assert_non_null(strstr(errors_text, "smpp.tls_listen needs"));
 }
 
@@ -342,17 +351,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_every_type),
-		cmocka_unit_test(test_two_errors_named_by_line),
-		cmocka_unit_test(test_unknown_keys_sections_and_syntax),
-		cmocka_unit_test(test_ranges_and_cross_checks),
-		cmocka_unit_test(test_overlong_line),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_shipped_config_is_valid),
-		cmocka_unit_test(test_named_link_sections),
-		cmocka_unit_test(test_named_section_errors),
-		cmocka_unit_test(test_accounts),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_every_type),
+	    cmocka_unit_test(test_two_errors_named_by_line),
+	    cmocka_unit_test(test_unknown_keys_sections_and_syntax),
+	    cmocka_unit_test(test_ranges_and_cross_checks),
+	    cmocka_unit_test(test_overlong_line),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_shipped_config_is_valid),
+	    cmocka_unit_test(test_named_link_sections),
+	    cmocka_unit_test(test_named_section_errors),
+	    cmocka_unit_test(test_accounts),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

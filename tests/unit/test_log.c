@@ -16,12 +16,16 @@ test_mask_international(void **state)
 {
 	char buffer[LOG_MASKED_NUMBER_SIZE];
 
-	assert_string_equal(log_mask_number("+393401234512", buffer,
-	    sizeof(buffer)), "+3934\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2"
-	    "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2" "12");
-	assert_string_equal(log_mask_number("4915112345678", buffer,
-	    sizeof(buffer)), "4915\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2"
-	    "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2" "78");
+	assert_string_equal(
+	    log_mask_number("+393401234512", buffer, sizeof(buffer)),
+	    "+3934\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2"
+	    "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2"
+	    "12");
+	assert_string_equal(
+	    log_mask_number("4915112345678", buffer, sizeof(buffer)),
+	    "4915\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2"
+	    "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2"
+	    "78");
 }
 
 static void
@@ -29,12 +33,11 @@ test_mask_leaves_short_codes_and_names(void **state)
 {
 	char buffer[LOG_MASKED_NUMBER_SIZE];
 
-	assert_string_equal(log_mask_number("12345", buffer, sizeof(buffer)),
-	    "12345");
-	assert_string_equal(log_mask_number("NUDGE", buffer, sizeof(buffer)),
-	    "NUDGE");
-	assert_string_equal(log_mask_number(NULL, buffer, sizeof(buffer)),
-	    "-");
+	assert_string_equal(
+	    log_mask_number("12345", buffer, sizeof(buffer)), "12345");
+	assert_string_equal(
+	    log_mask_number("NUDGE", buffer, sizeof(buffer)), "NUDGE");
+	assert_string_equal(log_mask_number(NULL, buffer, sizeof(buffer)), "-");
 }
 
 static void
@@ -51,9 +54,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mask_international),
-		cmocka_unit_test(test_mask_leaves_short_codes_and_names),
-		cmocka_unit_test(test_mask_never_overflows),
+	    cmocka_unit_test(test_mask_international),
+	    cmocka_unit_test(test_mask_leaves_short_codes_and_names),
+	    cmocka_unit_test(test_mask_never_overflows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,33 +52,37 @@ test_counter_and_labels(void **state)
 	metrics_add(b, 1);
 	assert_true(metrics_value(a) == 5);
 	text = render();
-	assert_string_equal(text,
-	    "# HELP nudge_sent_total Sent.\n"
-	    "# TYPE nudge_sent_total counter\n"
-	    "nudge_sent_total{link=\"a\"} 5\n"
-	    "nudge_sent_total{link=\"b\"} 1\n");
+	assert_string_equal(text, "# HELP nudge_sent_total Sent.\n"
+				  "# TYPE nudge_sent_total counter\n"
+				  "nudge_sent_total{link=\"a\"} 5\n"
+				  "nudge_sent_total{link=\"b\"} 1\n");
 	free(text);
 }
 
 static void
 test_histogram_buckets_are_cumulative(void **state)
 {
-	static const double bounds[] = { 0.001, 0.01, 0.1 };
+	static const double bounds[] = {0.001, 0.01, 0.1};
 	struct metric *latency;
 	char *text;
 
-	latency = metrics_histogram("nudge_latency_seconds", NULL, "Latency.",
-	    bounds, 3);
+	latency = metrics_histogram(
+	    "nudge_latency_seconds", NULL, "Latency.", bounds, 3);
 	metrics_observe(latency, 0.0005);
 	metrics_observe(latency, 0.005);
 	metrics_observe(latency, 0.006);
 	metrics_observe(latency, 5);
 	text = render();
-	assert_non_null(strstr(text, "# TYPE nudge_latency_seconds histogram\n"));
-	assert_non_null(strstr(text, "nudge_latency_seconds_bucket{le=\"0.001\"} 1\n"));
-	assert_non_null(strstr(text, "nudge_latency_seconds_bucket{le=\"0.01\"} 3\n"));
-	assert_non_null(strstr(text, "nudge_latency_seconds_bucket{le=\"0.1\"} 3\n"));
-	assert_non_null(strstr(text, "nudge_latency_seconds_bucket{le=\"+Inf\"} 4\n"));
+	assert_non_null(
+	    strstr(text, "# TYPE nudge_latency_seconds histogram\n"));
+	assert_non_null(
+	    strstr(text, "nudge_latency_seconds_bucket{le=\"0.001\"} 1\n"));
+	assert_non_null(
+	    strstr(text, "nudge_latency_seconds_bucket{le=\"0.01\"} 3\n"));
+	assert_non_null(
+	    strstr(text, "nudge_latency_seconds_bucket{le=\"0.1\"} 3\n"));
+	assert_non_null(
+	    strstr(text, "nudge_latency_seconds_bucket{le=\"+Inf\"} 4\n"));
 	assert_non_null(strstr(text, "nudge_latency_seconds_count 4\n"));
 	assert_non_null(strstr(text, "nudge_latency_seconds_sum 5.0115\n"));
 	free(text);
@@ -104,7 +108,7 @@ test_collector_refreshes_gauges(void **state)
 	text = render();
 	assert_int_equal(collector_calls, 1);
 	assert_non_null(strstr(text, "# TYPE nudge_queue_depth gauge\n"
-	    "nudge_queue_depth 42\n"));
+				     "nudge_queue_depth 42\n"));
 	free(text);
 }
 
@@ -112,11 +116,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_counter_and_labels, teardown),
-		cmocka_unit_test_teardown(test_histogram_buckets_are_cumulative,
-		    teardown),
-		cmocka_unit_test_teardown(test_collector_refreshes_gauges,
-		    teardown),
+	    cmocka_unit_test_teardown(test_counter_and_labels, teardown),
+	    cmocka_unit_test_teardown(
+		test_histogram_buckets_are_cumulative, teardown),
+	    cmocka_unit_test_teardown(
+		test_collector_refreshes_gauges, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

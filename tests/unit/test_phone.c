@@ -24,14 +24,14 @@ normalized(const char *input, const char *country)
 static void
 test_international(void **state)
 {
-	assert_string_equal(normalized("+39 340 123 4567", NULL),
-	    "+393401234567");
-	assert_string_equal(normalized("0039 340-123-4567", "DE"),
-	    "+393401234567");
-	assert_string_equal(normalized("+1 (202) 555-0100", "IT"),
-	    "+12025550100");
-	assert_string_equal(normalized("+44 20 7946 0958", ""),
-	    "+442079460958");
+	assert_string_equal(
+	    normalized("+39 340 123 4567", NULL), "+393401234567");
+	assert_string_equal(
+	    normalized("0039 340-123-4567", "DE"), "+393401234567");
+	assert_string_equal(
+	    normalized("+1 (202) 555-0100", "IT"), "+12025550100");
+	assert_string_equal(
+	    normalized("+44 20 7946 0958", ""), "+442079460958");
 }
 
 static void
@@ -41,8 +41,8 @@ test_national_with_default_country(void **state)
 	assert_string_equal(normalized("340 123 4567", "IT"), "+393401234567");
 	assert_string_equal(normalized("06 1234 5678", "it"), "+390612345678");
 	/* Germany, France, the UK drop their trunk 0. */
-	assert_string_equal(normalized("0151 12345678", "DE"),
-	    "+4915112345678");
+	assert_string_equal(
+	    normalized("0151 12345678", "DE"), "+4915112345678");
 	assert_string_equal(normalized("06.12.34.56.78", "FR"), "+33612345678");
 	assert_string_equal(normalized("07700 900123", "GB"), "+447700900123");
 	/* NANP: ten digits, or a leading 1. */
@@ -72,9 +72,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_international),
-		cmocka_unit_test(test_national_with_default_country),
-		cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_international),
+	    cmocka_unit_test(test_national_with_default_country),
+	    cmocka_unit_test(test_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
