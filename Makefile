@@ -80,6 +80,7 @@ NUDGE_SRCS := \
 	src/phone.c \
 	src/profile.c \
 	src/api_event.c \
+	src/webhook.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c

@@ -414,6 +414,7 @@ daemon_start(struct config *config, int foreground)
 	outbox_init(gateway->base, config);
 	daemon_on_shutdown(outbox_shutdown_begin, outbox_shutdown_done, NULL);
 	api_message_init();
+	webhook_init(gateway->base);
 	optout_init();
 	server_init(gateway->base, config);
 	daemon_on_shutdown(server_shutdown_begin, server_shutdown_done, NULL);

@@ -755,11 +755,22 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 		case FLOW_STEP_UPDATE:
 			flow_step_update(step, profile, context);
 			break;
-		case FLOW_STEP_WEBHOOK:
-			log_info(id, "flow", "webhook-skipped", "flow=%s "
-			    "url=%s reason=\"webhooks are not wired yet\"",
-			    flow->id, step->webhook.url);
+		case FLOW_STEP_WEBHOOK: {
+			char masked[LOG_MASKED_NUMBER_SIZE];
+
+			/* The receiver learns which flow and step sent it. */
+			json_object_set_new(context, "flow", json_pack(
+			    "{s:s, s:s}", "id", flow->id, "name", flow->name));
+			json_object_set_new(context, "step", json_pack("{s:s}",
+			    "id", step->id));
+			log_info(id, "flow", "webhook", "flow=%s step=%s "
+			    "number=%s", flow->id, step->id, log_mask_number(
+			    profile->number, masked, sizeof(masked)));
+			webhook_post_json(step->webhook.url, context, id);
+			json_object_del(context, "flow");
+			json_object_del(context, "step");
 			break;
+		}
 		case FLOW_STEP_END:
 		default:
 			next = FLOW_STEP_NONE;

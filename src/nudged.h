@@ -427,6 +427,7 @@ enum timer_kind {
 	TIMER_KIND_CALLBACK,		/* message id + attempt: POST its status */
 	TIMER_KIND_ESME_DELIVER,	/* server.c: retry or expire a deliver_sm */
 	TIMER_KIND_JOURNEY,		/* journey id: its delay is over */
+	TIMER_KIND_WEBHOOK,		/* webhook.c: URL + body + attempt */
 	TIMER_KIND_COUNT
 };
 
@@ -1435,6 +1436,28 @@ size_t		 flow_reload(void);
 const char	*flow_journey_strstate(enum flow_journey_state state);
 /* {"flows_loaded": N, "failing": [{"file", "running_previous"}]}. */
 struct json_t	*flow_health(void);
+
+/* ===== webhook.c ===== */
+
+/*
+ * Durable webhooks: a JSON POST kept in a timer row from the store turn
+ * that asks for it until a 2xx answer, retried with back-off (1 s, 5 s,
+ * 30 s, 2 min, 10 min) across restarts, then given up. At least once: the
+ * Idempotency-Key header is the same on every attempt. http:// and
+ * https:// (the system's roots, host name checked).
+ */
+void		 webhook_init(struct event_base *base);
+/*
+ * Queues a POST of body (length bytes of JSON) to url in the current turn's
+ * transaction; the first attempt starts after the commit. log_id names the
+ * journey (or 0) in log lines. 0, or -1 (bad URL, body over 1 MB, store
+ * failure), logged.
+ */
+int		 webhook_post(const char *url, const char *body, size_t length,
+		    uint64_t log_id);
+/* The same with a JSON value, dumped compactly. */
+int		 webhook_post_json(const char *url, const struct json_t *value,
+		    uint64_t log_id);
 
 /* ===== daemon.c ===== */
 
