@@ -80,6 +80,7 @@ NUDGE_SRCS := \
 	src/phone.c \
 	src/profile.c \
 	src/api_event.c \
+	src/flow.c \
 	src/webhook.c \
 	src/daemon.c
 
@@ -144,6 +145,9 @@ $(BUILD)/obj/%.o: %.c
 $(LIBSMPP): $(SMPP_OBJS)
 	$(quiet) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# rule.c embeds the schema with .incbin, which -MMD cannot see.
+$(BUILD)/obj/src/rule.o: rules/flow.rng
 
 $(LIBNUDGE): $(NUDGE_OBJS)
 	$(quiet) AR $@
