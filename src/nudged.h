@@ -320,6 +320,7 @@ enum store_db {
 	STORE_DB_JOURNEYS_BY_NUMBER,	/* digits NUL journey id -> (nothing) */
 	STORE_DB_FLOW_ENTRIES,	/* flow NUL digits NUL key -> last entry us */
 	STORE_DB_FLOW_VERSIONS,	/* flow file hash -> the file's bytes */
+	STORE_DB_MESSAGES_BY_NUMBER,	/* digits NUL message id -> (nothing) */
 	STORE_DB_COUNT
 };
 
@@ -1433,6 +1434,14 @@ void		 flow_init(struct event_base *base, const struct config *config);
 void		 flow_free(void);
 /* Loads or reloads every rule file of the folder; returns errors found. */
 size_t		 flow_reload(void);
+/*
+ * Runs one event through the flows as the events API does (exits first,
+ * then triggers), outside HTTP: tests and operators. It has no stored event
+ * behind it (trigger_event_id 0); journeys gets {id, flow} per journey.
+ */
+void		 flow_event(const char *metric, struct profile *profile,
+		    struct json_t *properties, uint64_t time_us,
+		    struct json_t *journeys);
 const char	*flow_journey_strstate(enum flow_journey_state state);
 /* {"flows_loaded": N, "failing": [{"file", "running_previous"}]}. */
 struct json_t	*flow_health(void);

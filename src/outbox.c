@@ -672,6 +672,23 @@ outbox_part_transition(uint64_t id, struct outbox_message_record *message,
 	}
 }
 
+/* Indexes a message under its destination: digits NUL id, for nudgectl. */
+static enum store_result
+outbox_index_number(const char *to, uint64_t id)
+{
+	const char *digits = to[0] == '+' ? to + 1 : to;
+	uint8_t key[OUTBOX_ADDRESS_SIZE + 9];
+	size_t length = strlen(digits);
+
+	if (length + 9 > sizeof(key))
+		return STORE_ERROR;
+	memcpy(key, digits, length);
+	key[length] = '\0';
+	store_encode_u64(key + length + 1, id);
+	return store_put(gateway->store, STORE_DB_MESSAGES_BY_NUMBER, key,
+	    length + 9, "", 0, 0);
+}
+
 /* ---- accepting --------------------------------------------------------- */
 
 /* "+" and 7 to 15 digits (E.164); writes the "+digits" form. */
@@ -937,7 +954,8 @@ outbox_submit(const struct outbox_request *request,
 			goto store_failed;
 	}
 	if (store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
-		STORE_PUT_APPEND) != STORE_OK)
+		STORE_PUT_APPEND) != STORE_OK ||
+	    outbox_index_number(message.to, id) != STORE_OK)
 		goto store_failed;
 	if (timer_schedule(message.expires_us, TIMER_KIND_OUTBOX_EXPIRY, key,
 		sizeof(key), NULL) != STORE_OK)
@@ -1094,6 +1112,7 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 		request->tlv_length) != STORE_OK ||
 	    store_put(gateway->store, STORE_DB_QUEUE, key, sizeof(key), "", 0,
 		STORE_PUT_APPEND) != STORE_OK ||
+	    outbox_index_number(message.to, id) != STORE_OK ||
 	    timer_schedule(message.expires_us, TIMER_KIND_OUTBOX_EXPIRY, key,
 		sizeof(key), NULL) != STORE_OK) {
 		free(record);

@@ -55,6 +55,7 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_JOURNEYS_BY_NUMBER] = "journeys-by-number",
     [STORE_DB_FLOW_ENTRIES] = "flow-entries",
     [STORE_DB_FLOW_VERSIONS] = "flow-versions",
+    [STORE_DB_MESSAGES_BY_NUMBER] = "messages-by-number",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */
