@@ -102,7 +102,8 @@ start_tls() {
 	node "$SCRATCH/tls_capture.js" "$2" "$3" "$4" "$SCRATCH/$1.jsonl" \
 	    >"$SCRATCH/$1.out" 2>&1 &
 	PIDS="$PIDS $!"
-	wait_for 10 grep -q READY "$SCRATCH/$1.out" || fail "https server $1 did not start"
+	wait_for 20 grep -q READY "$SCRATCH/$1.out" ||
+	    fail "https server $1 did not start: $(cat "$SCRATCH/$1.out")"
 }
 
 # A private CA, a server certificate for 127.0.0.1 from it, one from it for
@@ -144,6 +145,11 @@ make_certificates
 # nudged takes its roots from here (OpenSSL's default verify paths).
 SSL_CERT_FILE=$SCRATCH/tls/ca.pem
 export SSL_CERT_FILE
+
+# The https receivers hold their ports from the start.
+start_tls tls "$TLS_PORT" "$SCRATCH/tls/good.pem" "$SCRATCH/tls/good.key"
+start_tls name "$NAME_PORT" "$SCRATCH/tls/wrong-name.pem" "$SCRATCH/tls/wrong-name.key"
+start_tls untrusted "$UNTRUSTED_PORT" "$SCRATCH/tls/untrusted.pem" "$SCRATCH/tls/untrusted.key"
 
 mkdir -p "$SCRATCH/rules"
 webhook_rule plain "Email Handover" "http://127.0.0.1:$PLAIN_PORT/hooks/email?list=vip"
@@ -268,9 +274,6 @@ wait_for 10 grep -q "$JOURNEY webhook given-up id=[0-9]* status=0 .* attempts=6"
 pass "a dead endpoint: six attempts over the back-off, then given up and counted"
 
 # 5. https://: the certificate must chain to a trusted root and name the host.
-start_tls tls "$TLS_PORT" "$SCRATCH/tls/good.pem" "$SCRATCH/tls/good.key"
-start_tls name "$NAME_PORT" "$SCRATCH/tls/wrong-name.pem" "$SCRATCH/tls/wrong-name.key"
-start_tls untrusted "$UNTRUSTED_PORT" "$SCRATCH/tls/untrusted.pem" "$SCRATCH/tls/untrusted.key"
 event '{"metric":"Tls Handover","profile":{"phone_number":"+393401110105"},"properties":{"Coupon":"SAVE10"}}'
 wait_for 10 test -s "$SCRATCH/tls.jsonl" || fail "nothing arrived over https"
 line=$(sed -n 1p "$SCRATCH/tls.jsonl")
