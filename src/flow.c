@@ -944,11 +944,10 @@ flow_start(const struct flow *flow, struct profile *profile, json_t *event,
 	return id;
 }
 
-/* The events API hands every stored event here. */
+/* Ends the journeys an event exits and starts those it triggers. */
 static void
-flow_handle_event(void *arg, uint64_t event_id, const char *metric,
-    struct profile *profile, json_t *properties, uint64_t time_us,
-    json_t *journeys)
+flow_run_event(uint64_t event_id, const char *metric, struct profile *profile,
+    json_t *properties, uint64_t time_us, json_t *journeys)
 {
 	const struct flow *flow;
 	json_t *event = properties != NULL ? properties : json_object();
@@ -977,6 +976,23 @@ flow_handle_event(void *arg, uint64_t event_id, const char *metric,
 	}
 	if (properties == NULL)
 		json_decref(event);
+}
+
+/* The events API hands every stored event here. */
+static void
+flow_handle_event(void *arg, uint64_t event_id, const char *metric,
+    struct profile *profile, json_t *properties, uint64_t time_us,
+    json_t *journeys)
+{
+	flow_run_event(event_id, metric, profile, properties, time_us,
+	    journeys);
+}
+
+void
+flow_event(const char *metric, struct profile *profile, json_t *properties,
+    uint64_t time_us, json_t *journeys)
+{
+	flow_run_event(0, metric, profile, properties, time_us, journeys);
 }
 
 json_t *
