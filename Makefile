@@ -119,6 +119,11 @@ FUZZ_TARGETS := \
 BENCHES := \
 	smpp_codec
 
+# ---- scripted benchmarks: tests/bench/bench_NAME.sh, nudged over HTTP -------
+BENCH_SCRIPTS := \
+	events \
+	journeys
+
 SMPP_OBJS	:= $(SMPP_SRCS:%.c=$(BUILD)/obj/%.o)
 NUDGE_OBJS	:= $(NUDGE_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBSMPP		:= $(BUILD)/libsmpp.a
@@ -128,6 +133,7 @@ SMSC_SIM	:= $(BUILD)/smsc-sim
 NUDGECTL	:= $(BUILD)/nudgectl
 UNIT_BINS	:= $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 BENCH_BINS	:= $(BENCHES:%=$(BUILD)/bench/bench_%)
+HTTP_DRIVER	:= $(BUILD)/bench/http_driver
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-build \
 	bench install clean format check-format
@@ -176,6 +182,12 @@ $(BUILD)/bench/bench_%: $(BUILD)/obj/tests/bench/bench_%.o $(LIBNUDGE) $(LIBSMPP
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lsmpp34 -lm
 
+# The keep-alive HTTP load generator of the scripted benchmarks: libevent only.
+$(HTTP_DRIVER): $(BUILD)/obj/tests/bench/http_driver.o
+	$(quiet) LD $@
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent)
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run.sh $(BUILD) $(CONF)
@@ -223,8 +235,8 @@ fuzz: fuzz-build
 	@tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BINS)
-	@BUILD=$(BUILD) tests/bench/run.sh $(BENCHES)
+	@$(MAKE) --no-print-directory all $(BENCH_BINS) $(HTTP_DRIVER)
+	@BUILD=$(BUILD) tests/bench/run.sh $(BENCHES) $(BENCH_SCRIPTS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/nudge/rules \
