@@ -680,8 +680,9 @@ static void
 flow_step_update(const struct flow_step *step, struct profile *profile,
     json_t *context)
 {
-	json_t *properties;
-	char value[1024];
+	json_t *properties, *inner;
+	const char *path = step->update.property, *dot;
+	char value[1024], part[128];
 	size_t length;
 
 	if (template_render(step->update.value, context, value, sizeof(value),
@@ -693,9 +694,23 @@ flow_step_update(const struct flow_step *step, struct profile *profile,
 		json_object_set_new(profile->attributes, "properties",
 		    properties);
 	}
-	json_object_set_new(properties, step->update.property,
-	    json_stringn(value, length));
+	/* "address.city" is nested, where conditions and templates look. */
+	while ((dot = strchr(path, '.')) != NULL &&
+	    (size_t)(dot - path) < sizeof(part)) {
+		memcpy(part, path, (size_t)(dot - path));
+		part[dot - path] = '\0';
+		inner = json_object_get(properties, part);
+		if (!json_is_object(inner)) {
+			inner = json_object();
+			json_object_set_new(properties, part, inner);
+		}
+		properties = inner;
+		path = dot + 1;
+	}
+	json_object_set_new(properties, path, json_stringn(value, length));
 	profile_save(profile);
+	/* Later steps of this run see the new value, as after a delay. */
+	json_object_set_new(context, "person", profile_to_json(profile));
 }
 
 /*
