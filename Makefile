@@ -104,7 +104,8 @@ UNIT_TESTS := \
 	link \
 	template \
 	rule \
-	server
+	server \
+	flow
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------
 FUZZ_TARGETS := \
