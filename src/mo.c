@@ -352,6 +352,14 @@ mo_recover(void)
 }
 
 void
+mo_free(void)
+{
+	if (reassembly != NULL)
+		smpp_reassembly_free(reassembly);
+	reassembly = NULL;
+}
+
+void
 mo_init(const struct config *config)
 {
 	struct smpp_reassembly_limits limits;

@@ -425,7 +425,6 @@ enum timer_kind {
 	TIMER_KIND_OUTBOX_EXPIRY,	/* message id: validity ran out */
 	TIMER_KIND_RECEIPT_HOLD,	/* held receipt key: give up matching */
 	TIMER_KIND_MO_REASSEMBLY,	/* reassembly key: parts still missing */
-	TIMER_KIND_CALLBACK,		/* message id + attempt: POST its status */
 	TIMER_KIND_ESME_DELIVER,	/* server.c: retry or expire a deliver_sm */
 	TIMER_KIND_JOURNEY,		/* journey id: its delay is over */
 	TIMER_KIND_WEBHOOK,		/* webhook.c: URL + body + attempt */
@@ -797,12 +796,13 @@ struct outbox_link_status_record {
 
 /*
  * Status callbacks: when a message with a callback URL reaches a final
- * state, its status is POSTed there as JSON. The attempt is a timer row, so
- * it survives a restart; failures retry with back-off, six times at most.
+ * state, its status is POSTed there as JSON through the durable webhook
+ * queue (retries, crash-safe, Idempotency-Key).
  */
 void		 callback_init(struct event_base *base);
-/* Schedules the callback of a message that just became final. */
-void		 callback_message_final(uint64_t id);
+/* Queues the callback of a message that just became final (this turn). */
+void		 callback_message_final(uint64_t id,
+		    const struct outbox_message_record *message);
 
 /* ===== receipt.c ===== */
 
@@ -858,6 +858,7 @@ typedef void (*mo_route_fn)(void *arg, uint64_t mo_id,
 		    const struct mo_record *mo, const char *text);
 
 void		 mo_init(const struct config *config);
+void		 mo_free(void);
 void		 mo_set_route(mo_route_fn fn, void *arg);
 /* Stores one MO PDU (or part); returns the status to answer with. */
 uint32_t	 mo_handle(struct link *link, const struct smpp_pdu *pdu);

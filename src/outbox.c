@@ -666,7 +666,7 @@ outbox_part_transition(uint64_t id, struct outbox_message_record *message,
 	if (after != before && state_is_final[after]) {
 		metrics_add(metric_final[after], 1);
 		if (message->callback_length > 0)
-			callback_message_final(id);
+			callback_message_final(id, message);
 		log_info(id, "outbox", "final", "state=%s reason=%s status=%u",
 		    outbox_strstate(after), outbox_strreason(reason), status);
 	}
@@ -2001,6 +2001,7 @@ outbox_free(void)
 		event_free(status_event);
 	status_event = NULL;
 	link_free_all();
+	mo_free();
 	for (i = 0; i < route_count; i++) {
 		while ((pending = TAILQ_FIRST(&routes[i]->queue)) != NULL)
 			outbox_pending_remove(pending);

@@ -20,9 +20,10 @@ wait_for 10 sh -c "[ \$(wc -l <\"$SCRATCH/capture.jsonl\") -ge 2 ]" ||
 line=$(sed -n 2p "$SCRATCH/capture.jsonl")
 body=$(echo "$line" | perl tests/integration/jsonq.pl .body)
 [ "$(echo "$line" | perl tests/integration/jsonq.pl .path)" = /status ] || fail "callback path: $line"
+[ "$(echo "$line" | perl tests/integration/jsonq.pl .query)" = shop=1 ] || fail "callback query string lost: $line"
 [ "$(echo "$body" | perl tests/integration/jsonq.pl .id)" = "$id" ] || fail "callback id: $body"
 [ "$(echo "$body" | perl tests/integration/jsonq.pl .state)" = DELIVERED ] || fail "callback state: $body"
-wait_for 5 grep -q "callback sent status=200 attempt=2" "$SCRATCH/nudged.log" || fail "second attempt not logged"
+wait_for 5 grep -q "webhook sent id=[0-9]* status=200 attempt=2" "$SCRATCH/nudged.log" || fail "second attempt not logged"
 pass "final state POSTed to the callback URL, retried after a 503: $body"
 
 api_post /v1/messages '{"to":"+393401230002","text":"x","callback_url":"ftp://example"}'
