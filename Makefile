@@ -81,6 +81,7 @@ NUDGE_SRCS := \
 	src/profile.c \
 	src/api_event.c \
 	src/flow.c \
+	src/inbound.c \
 	src/webhook.c \
 	src/daemon.c
 

@@ -900,6 +900,9 @@ void		 server_init(struct event_base *base, const struct config *config);
 void		 server_shutdown_begin(void *arg);
 int		 server_shutdown_done(void *arg);
 void		 server_free(void);
+/* An inbound SMS nothing else claimed: 1 if an account's routes took it. */
+int		 server_route_mo(uint64_t mo_id, const struct mo_record *mo,
+		    const char *text);
 /* Sessions open now (bound or not), for stats and tests. */
 size_t		 server_session_count(void);
 /*
@@ -1468,6 +1471,16 @@ int		 webhook_post(const char *url, const char *body, size_t length,
 /* The same with a JSON value, dumped compactly. */
 int		 webhook_post_json(const char *url, const struct json_t *value,
 		    uint64_t log_id);
+
+/* ===== inbound.c ===== */
+
+/*
+ * Every inbound SMS, once whole and stored, goes through one chain, in
+ * order: compliance keywords (STOP, START, HELP, Y for double opt-in),
+ * open conversations (answers to a flow's question), keyword flows, then
+ * the ESME accounts' routes. The first step that claims it ends the chain.
+ */
+void		 inbound_init(const struct config *config);
 
 /* ===== daemon.c ===== */
 

@@ -958,10 +958,13 @@ mo_user_data(const struct mo_record *mo, const char *text, uint8_t *out,
 	return written;
 }
 
-/* The MO router hands over a whole inbound SMS (stored in the MO log). */
-static void
-mo_routed(
-    void *arg, uint64_t mo_id, const struct mo_record *mo, const char *text)
+/*
+ * The inbound router (inbound.c) offers a whole inbound SMS, stored in the
+ * MO log, that nothing before it claimed. Returns 1 if an account's
+ * destinations or keywords took it (queued for that ESME), 0 otherwise.
+ */
+int
+server_route_mo(uint64_t mo_id, const struct mo_record *mo, const char *text)
 {
 	uint8_t *user_data = deliver.user_data;
 	struct deliver_account *account;
@@ -973,7 +976,7 @@ mo_routed(
 
 	if (deliver.accounts == NULL ||
 	    (account = mo_account(mo, text)) == NULL)
-		return;
+		return 0;
 	length = mo_user_data(
 	    mo, text, user_data, sizeof(deliver.user_data), &data_coding);
 	memset(&pdu, 0, sizeof(pdu));
@@ -996,7 +999,7 @@ mo_routed(
 		pdu.tlv_count = 1;
 	}
 	if ((pdu_length = encode_deliver(&pdu, mo_id)) == 0)
-		return;
+		return 0;
 	log_info(mo_id, "server", "mo-kept",
 	    "account=%s from=%s length=%zu "
 	    "kept=%zu",
@@ -1005,6 +1008,7 @@ mo_routed(
 	    account->depth + 1);
 	deliver_enqueue(
 	    account, DELIVER_KIND_MO, mo_id, deliver.pdu, pdu_length);
+	return 1;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -1127,7 +1131,6 @@ server_deliver_init(struct event_base *base, const struct config *config)
 		observer_added = 1;
 	}
 	/* nudged's ESMEs become THE route of MO; unmatched ones stay logged. */
-	mo_set_route(mo_routed, NULL);
 }
 
 static void
@@ -1146,7 +1149,6 @@ server_deliver_free(void)
 {
 	size_t i;
 
-	mo_set_route(NULL, NULL);
 	for (i = 0; i < deliver.count; i++) {
 		list_free(&deliver.accounts[i].ready);
 		list_free(&deliver.accounts[i].waiting);
