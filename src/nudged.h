@@ -321,6 +321,9 @@ enum store_db {
 	STORE_DB_FLOW_ENTRIES,	/* flow NUL digits NUL key -> last entry us */
 	STORE_DB_FLOW_VERSIONS,	/* flow file hash -> the file's bytes */
 	STORE_DB_MESSAGES_BY_NUMBER,	/* digits NUL message id -> (nothing) */
+	STORE_DB_CONSENT,	/* digits -> consent_record (current) */
+	STORE_DB_CONSENT_HISTORY,	/* digits NUL time(8 BE) -> consent_record */
+	STORE_DB_CONVERSATIONS,	/* digits -> an open conversation */
 	STORE_DB_COUNT
 };
 
@@ -1471,6 +1474,108 @@ int		 webhook_post(const char *url, const char *body, size_t length,
 /* The same with a JSON value, dumped compactly. */
 int		 webhook_post_json(const char *url, const struct json_t *value,
 		    uint64_t log_id);
+
+/* ===== consent.c ===== */
+
+/*
+ * SMS consent per number: the current state and every change with its
+ * source, wording version and time (history is appended, never
+ * overwritten). Marketing goes only to SUBSCRIBED numbers; UNSUBSCRIBED
+ * ones are also on the opt-out list (optout.c), which consent.c keeps in
+ * step, so relayed ESME traffic is refused for them too.
+ */
+enum consent_state {
+	CONSENT_NEVER = 0,	/* never asked or never answered */
+	CONSENT_PENDING,	/* double opt-in sent, waiting for Y */
+	CONSENT_SUBSCRIBED,
+	CONSENT_UNSUBSCRIBED,
+	CONSENT_STATE_COUNT
+};
+
+enum consent_source {
+	CONSENT_SOURCE_FORM = 0,
+	CONSENT_SOURCE_CHECKOUT,
+	CONSENT_SOURCE_KEYWORD,		/* STOP, START, Y sent by the person */
+	CONSENT_SOURCE_API,
+	CONSENT_SOURCE_IMPORT,
+	CONSENT_SOURCE_CARRIER,		/* carrier deactivation */
+	CONSENT_SOURCE_COUNT
+};
+
+#define CONSENT_WORDING_SIZE	32
+
+/* STORE_DB_CONSENT value (current) and STORE_DB_CONSENT_HISTORY values. */
+struct consent_record {
+	uint8_t		 version;
+	uint8_t		 state;		/* enum consent_state */
+	uint8_t		 source;	/* enum consent_source */
+	uint8_t		 unused[5];
+	uint64_t	 time_us;
+	char		 wording[CONSENT_WORDING_SIZE];	/* consent text version */
+};
+
+void		 consent_init(const struct config *config);
+enum consent_state consent_get(const char *number);
+/* Records a change (history + current + opt-out list) in this turn. */
+enum store_result consent_set(const char *number, enum consent_state state,
+		    enum consent_source source, const char *wording);
+const char	*consent_strstate(enum consent_state state);
+const char	*consent_strsource(enum consent_source source);
+/* Starts double opt-in: PENDING, and the "Reply Y to confirm" SMS. */
+int		 consent_request_double_opt_in(const char *number,
+		    enum consent_source source, const char *wording,
+		    const char *language);
+/* A Y/YES reply: PENDING becomes SUBSCRIBED; 1 if it did. */
+int		 consent_confirm_reply(const char *number);
+
+/* ===== quiet.c ===== */
+
+/*
+ * Quiet hours in the recipient's local time. The zone comes from the
+ * profile, else from the number's prefix (a table generated from
+ * python3-phonenumbers); where a prefix spans several zones, a time is
+ * allowed only when it is inside the window in every one of them. Default
+ * window 08:00-21:00, per-country windows and days from config. Zone
+ * arithmetic through GLib's GTimeZone, never by switching TZ.
+ */
+void		 quiet_init(const struct config *config);
+/*
+ * 0 if a marketing SMS may go to number at when_us; otherwise 1 and
+ * *allowed_us is the next minute when it may (for a deferral).
+ * profile_zone (IANA name) may be NULL.
+ */
+int		 quiet_check(const char *number, const char *profile_zone,
+		    uint64_t when_us, uint64_t *allowed_us);
+
+/* ===== keyword.c ===== */
+
+/*
+ * Compliance keywords in inbound SMS, before anything else: opt-out words
+ * (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPT OUT and each
+ * configured language's words) unsubscribe at once and get one
+ * confirmation; START, UNSTOP, YES resubscribe; HELP, INFO get the program
+ * text; Y confirms a pending double opt-in. The inbound chain's first step.
+ */
+void		 keyword_init(const struct config *config);
+int		 keyword_route(uint64_t mo_id, const struct mo_record *mo,
+		    const char *text);
+
+/* ===== conversation.c ===== */
+
+/*
+ * Conversations: an SMS step with a question opens one for the number with
+ * a reply window. A reply inside it is matched against the answers (words,
+ * case and spacing forgiven, per language) and starts the answer's
+ * follow-up flow with the reply in its context; an unmatched reply gets one
+ * re-prompt, then goes on down the inbound chain.
+ */
+void		 conversation_init(const struct config *config);
+/* Opens (or replaces) the number's conversation for a flow's question. */
+enum store_result conversation_open(const char *number, const char *flow_id,
+		    uint64_t flow_hash, uint32_t step, uint64_t journey_id,
+		    uint64_t reply_window_us);
+int		 conversation_route(uint64_t mo_id, const struct mo_record *mo,
+		    const char *text);
 
 /* ===== inbound.c ===== */
 

@@ -56,6 +56,9 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_FLOW_ENTRIES] = "flow-entries",
     [STORE_DB_FLOW_VERSIONS] = "flow-versions",
     [STORE_DB_MESSAGES_BY_NUMBER] = "messages-by-number",
+    [STORE_DB_CONSENT] = "consent",
+    [STORE_DB_CONSENT_HISTORY] = "consent-history",
+    [STORE_DB_CONVERSATIONS] = "conversations",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */
