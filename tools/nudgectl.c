@@ -107,6 +107,7 @@ static int run_dlr_tail(const struct target *, int, char **);
 static int run_mo_tail(const struct target *, int, char **);
 static int run_stats(const struct target *, int, char **);
 static int run_message(const struct target *, int, char **);
+static int run_subscriber(const struct target *, int, char **);
 static int run_rules_check(const struct target *, int, char **);
 static int receipt_matches(const struct tail_options *, const void *, size_t);
 static void receipt_print(
@@ -121,6 +122,7 @@ static const struct command commands[] = {
     {"mo", "tail", "[-f] [-n count] [--json]", run_mo_tail},
     {"stats", NULL, "[--json] [--interval seconds]", run_stats},
     {"message", NULL, "id [--json]", run_message},
+    {"subscriber", NULL, "number [--json] [-n count]", run_subscriber},
     {"rules", "check", "[--max-parts n] [--preview] [path ...]",
 	run_rules_check},
 };
@@ -1600,6 +1602,749 @@ run_message(const struct target *target, int argc, char **argv)
 	} else if (message.history_dropped > 0)
 		printf("  (%" PRIu32 " later entries not kept)\n",
 		    message.history_dropped);
+	status = flush_line(1) == -1 ? 1 : 0;
+done:
+	store_close(store);
+	return status;
+}
+
+/* ---- subscriber NUMBER --------------------------------------------------- */
+
+#define DEFAULT_SUBSCRIBER_MESSAGES 10
+#define MAXIMUM_SUBSCRIBER_MESSAGES 10000
+#define MAXIMUM_SUBSCRIBER_JOURNEYS 256
+#define SUBSCRIBER_TEXT_CHARACTERS  60
+#define SUBSCRIBER_TEXT_SIZE        (SUBSCRIBER_TEXT_CHARACTERS * 4 + 4)
+#define MASKED_EMAIL_SIZE           320
+#define NUMBER_CANDIDATES           2
+
+/* The newest ids of one number in a "digits NUL id" index: a ring. */
+struct id_window {
+	uint64_t *ids;
+	size_t capacity;
+	uint64_t total; /* ids the index holds for the number */
+};
+
+/* What the store holds about one number. */
+struct subscriber {
+	char number[PROFILE_NUMBER_SIZE]; /* "+39..." */
+	int has_profile;
+	struct profile_record profile;
+	json_t *attributes; /* NULL when there is no profile */
+	int opted_out;
+	struct optout_record optout;
+	struct id_window journeys; /* active ones only: the index drops ended */
+	struct id_window messages;
+};
+
+/* Profile attributes shown, in order; masked ones are personal data. */
+static const struct {
+	const char *name;
+	int masked;
+} subscriber_attributes[] = {
+    {"external_id", 0},
+    {"email", 1},
+    {"first_name", 0},
+    {"language", 0},
+    {"timezone", 0},
+};
+
+static const char *const journey_state_names[FLOW_JOURNEY_STATE_COUNT] = {
+    [FLOW_JOURNEY_RUNNING] = "RUNNING",
+    [FLOW_JOURNEY_WAITING] = "WAITING",
+    [FLOW_JOURNEY_DONE] = "DONE",
+    [FLOW_JOURNEY_EXITED] = "EXITED",
+    [FLOW_JOURNEY_FAILED] = "FAILED",
+};
+
+/* subscriber --help: the command's own page. */
+static void
+subscriber_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: nudgectl [-c config | -D data_dir] subscriber number "
+	    "[--json] [-n count]\n"
+	    "  One subscriber as the store holds it: the profile, consent, "
+	    "the active\n"
+	    "  journeys and the last messages to the number.\n"
+	    "  number     E.164 (+39...), the same digits without '+', or "
+	    "a\n"
+	    "             national number of the configuration's "
+	    "default_country\n"
+	    "  -n count   messages to show, newest last (default %d)\n"
+	    "  --json     one JSON object\n"
+	    "  Consent is the opt-out list for now; consent history arrives "
+	    "with the\n"
+	    "  compliance work. Numbers and e-mail addresses are masked.\n"
+	    "  Exit status: 0 shown, 1 no subscriber or a store error, 2 "
+	    "usage.\n",
+	    DEFAULT_SUBSCRIBER_MESSAGES);
+}
+
+/* The byte length of the first `characters` UTF-8 characters of text. */
+static size_t
+utf8_prefix_length(const char *text, size_t length, size_t characters)
+{
+	size_t i, seen = 0;
+
+	for (i = 0; i < length; i++) {
+		/* A byte that is not a continuation (10xxxxxx) starts one. */
+		if (((unsigned char)text[i] & 0xc0) != 0x80) {
+			if (seen == characters)
+				return i;
+			seen++;
+		}
+	}
+	return length;
+}
+
+/* text cut to SUBSCRIBER_TEXT_CHARACTERS characters, "…" if it was cut. */
+static size_t
+cut_text(const char *text, size_t length, char *buffer)
+{
+	static const char ellipsis[] = "\xe2\x80\xa6"; /* U+2026 */
+	size_t kept;
+
+	kept = utf8_prefix_length(text, length, SUBSCRIBER_TEXT_CHARACTERS);
+	memcpy(buffer, text, kept);
+	if (kept == length)
+		return kept;
+	memcpy(buffer + kept, ellipsis, sizeof(ellipsis) - 1);
+	return kept + sizeof(ellipsis) - 1;
+}
+
+/* "j•••@example.com": the mailbox's first character, then the domain. */
+static const char *
+masked_email(const char *email, char *buffer, size_t size)
+{
+	const char *at = strrchr(email, '@');
+	size_t first;
+
+	if (at == NULL || at == email) {
+		snprintf(buffer, size, "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2");
+		return buffer;
+	}
+	first = utf8_prefix_length(email, (size_t)(at - email), 1);
+	snprintf(buffer, size, "%.*s\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2%s",
+	    (int)first, email, at);
+	return buffer;
+}
+
+/* Attribute `index` as shown, masked if it must be; NULL if it is absent. */
+static const char *
+attribute_text(const struct subscriber *subscriber, size_t index, char *buffer,
+    size_t size)
+{
+	const char *value;
+
+	value = json_string_value(json_object_get(
+	    subscriber->attributes, subscriber_attributes[index].name));
+	if (value == NULL || value[0] == '\0')
+		return NULL;
+	if (subscriber_attributes[index].masked)
+		return masked_email(value, buffer, size);
+	return value;
+}
+
+/* Prints " key=value": bare when value is one plain word, else quoted. */
+static void
+print_word(const char *key, const char *value)
+{
+	size_t i, length;
+
+	printf(" %s=", key);
+	if (value == NULL || value[0] == '\0') {
+		putchar('-');
+		return;
+	}
+	length = strlen(value);
+	for (i = 0; i < length; i++)
+		if ((unsigned char)value[i] <= ' ' || value[i] == '"' ||
+		    value[i] == '\\' || value[i] == '=' || value[i] == 0x7f)
+			break;
+	if (i == length)
+		fputs(value, stdout);
+	else
+		print_quoted(value, length);
+}
+
+static size_t
+id_window_kept(const struct id_window *window)
+{
+	return window->total < window->capacity ? (size_t)window->total
+						: window->capacity;
+}
+
+/* The i-th kept id, oldest first. */
+static uint64_t
+id_window_get(const struct id_window *window, size_t i)
+{
+	size_t start = 0;
+
+	if (window->total > window->capacity)
+		start = (size_t)(window->total % window->capacity);
+	return window->ids[(start + i) % window->capacity];
+}
+
+/*
+ * Fills window from db's keys "digits NUL id(8 BE)". Ids grow with time, so
+ * the ring ends up with the newest. An index this store does not have yet
+ * is empty.
+ */
+static enum store_result
+collect_ids(struct store *store, enum store_db db, const char *digits,
+    struct id_window *window)
+{
+	struct store_cursor *cursor;
+	const void *key, *value;
+	size_t key_length, value_length, prefix_length = strlen(digits) + 1;
+	enum store_result result;
+
+	window->total = 0;
+	result = store_cursor_open(store, db, &cursor);
+	if (result == STORE_NOT_FOUND)
+		return STORE_OK;
+	if (result != STORE_OK)
+		return result;
+	/* Why the NUL in the prefix: "3934" must not find "39345"'s keys. */
+	for (result = store_cursor_seek(cursor, digits, prefix_length, &key,
+		 &key_length, &value, &value_length);
+	     result == STORE_OK; result = store_cursor_next(cursor, &key,
+				     &key_length, &value, &value_length)) {
+		if (key_length < prefix_length ||
+		    memcmp(key, digits, prefix_length) != 0)
+			break;
+		if (key_length != prefix_length + MESSAGE_KEY_SIZE)
+			continue;
+		if (window->capacity > 0)
+			window->ids[window->total % window->capacity] =
+			    store_decode_u64(
+				(const uint8_t *)key + prefix_length);
+		window->total++;
+	}
+	store_cursor_close(cursor);
+	return result == STORE_ERROR ? STORE_ERROR : STORE_OK;
+}
+
+static void
+subscriber_free(struct subscriber *subscriber)
+{
+	if (subscriber->attributes != NULL)
+		json_decref(subscriber->attributes);
+	free(subscriber->journeys.ids);
+	free(subscriber->messages.ids);
+	memset(subscriber, 0, sizeof(*subscriber));
+}
+
+/* The profile record and its JSON attributes; -1 if unreadable. */
+static int
+subscriber_load_profile(struct store *store, struct subscriber *subscriber)
+{
+	const char *digits = subscriber->number + 1;
+	const void *value;
+	size_t length;
+	enum store_result result;
+
+	result = store_get(
+	    store, STORE_DB_PROFILES, digits, strlen(digits), &value, &length);
+	if (result == STORE_NOT_FOUND)
+		return 0;
+	if (result != STORE_OK || length < sizeof(subscriber->profile))
+		return -1;
+	memcpy(&subscriber->profile, value, sizeof(subscriber->profile));
+	subscriber->has_profile = 1;
+	if (subscriber->profile.attributes_length <=
+	    length - sizeof(subscriber->profile))
+		subscriber->attributes = json_loadb(
+		    (const char *)value + sizeof(subscriber->profile),
+		    subscriber->profile.attributes_length, 0, NULL);
+	if (subscriber->attributes == NULL) {
+		fprintf(stderr,
+		    "nudgectl: the profile's attributes are unreadable\n");
+		subscriber->attributes = json_object();
+	}
+	return 0;
+}
+
+/* The opt-out record, if the number is on the list; -1 if unreadable. */
+static int
+subscriber_load_optout(struct store *store, struct subscriber *subscriber)
+{
+	const char *digits = subscriber->number + 1;
+	const void *value;
+	size_t length;
+	enum store_result result;
+
+	result = store_get(
+	    store, STORE_DB_OPTOUT, digits, strlen(digits), &value, &length);
+	if (result == STORE_NOT_FOUND)
+		return 0;
+	if (result != STORE_OK)
+		return -1;
+	subscriber->opted_out = 1;
+	/* Older or shorter records still mean "opted out", time unknown. */
+	if (length >= sizeof(subscriber->optout))
+		memcpy(&subscriber->optout, value, sizeof(subscriber->optout));
+	subscriber->optout.source[sizeof(subscriber->optout.source) - 1] = '\0';
+	return 0;
+}
+
+/* Everything about number ("+digits"); -1 on a store error. */
+static int
+subscriber_load(struct store *store, const char *number, uint64_t message_count,
+    struct subscriber *subscriber)
+{
+	size_t length = strlen(number);
+
+	memset(subscriber, 0, sizeof(*subscriber));
+	if (length >= sizeof(subscriber->number))
+		return -1;
+	memcpy(subscriber->number, number, length + 1);
+	subscriber->journeys.capacity = MAXIMUM_SUBSCRIBER_JOURNEYS;
+	subscriber->messages.capacity = (size_t)message_count;
+	subscriber->journeys.ids =
+	    calloc(subscriber->journeys.capacity, sizeof(uint64_t));
+	/* One more than asked, so that -n 0 still gets a valid pointer. */
+	subscriber->messages.ids =
+	    calloc(subscriber->messages.capacity + 1, sizeof(uint64_t));
+	if (subscriber->journeys.ids == NULL ||
+	    subscriber->messages.ids == NULL) {
+		fprintf(stderr, "nudgectl: out of memory\n");
+		goto fail;
+	}
+	if (subscriber_load_profile(store, subscriber) == -1 ||
+	    subscriber_load_optout(store, subscriber) == -1 ||
+	    collect_ids(store, STORE_DB_JOURNEYS_BY_NUMBER,
+		subscriber->number + 1, &subscriber->journeys) != STORE_OK ||
+	    collect_ids(store, STORE_DB_MESSAGES_BY_NUMBER,
+		subscriber->number + 1, &subscriber->messages) != STORE_OK) {
+		fprintf(stderr, "nudgectl: reading the subscriber failed\n");
+		goto fail;
+	}
+	return 0;
+fail:
+	subscriber_free(subscriber);
+	return -1;
+}
+
+/* Whether the store knows the number at all. */
+static int
+subscriber_found(const struct subscriber *subscriber)
+{
+	return subscriber->has_profile || subscriber->opted_out ||
+	       subscriber->journeys.total > 0 || subscriber->messages.total > 0;
+}
+
+/*
+ * The numbers NUMBER may name, the likelier first. "+..." and "00..." are
+ * international. Bare digits are a national number of the configuration's
+ * default_country (when a readable configuration has one), else E.164
+ * digits without '+'. The input is never echoed: it is a phone number.
+ */
+static int
+subscriber_candidates(const struct target *target, const char *input,
+    char candidates[NUMBER_CANDIDATES][PROFILE_NUMBER_SIZE], size_t *count,
+    const char **error)
+{
+	struct config *config = NULL;
+	const char *p = input;
+	char prefixed[64];
+	int errors = 0;
+
+	*count = 0;
+	while (*p == ' ')
+		p++;
+	if (*p == '+' || strncmp(p, "00", 2) == 0) {
+		if (phone_normalize(p, NULL, candidates[0], PROFILE_NUMBER_SIZE,
+			error) == 0)
+			*count = 1;
+		return *count > 0 ? 0 : -1;
+	}
+	if (access(target->config_path, R_OK) == 0 &&
+	    (config = config_load(target->config_path, &errors)) != NULL &&
+	    phone_normalize(p, config->default_country, candidates[0],
+		PROFILE_NUMBER_SIZE, error) == 0)
+		(*count)++;
+	config_free(config);
+	snprintf(prefixed, sizeof(prefixed), "+%s", p);
+	if (phone_normalize(prefixed, NULL, candidates[*count],
+		PROFILE_NUMBER_SIZE, error) == 0 &&
+	    (*count == 0 || strcmp(candidates[0], candidates[1]) != 0))
+		(*count)++;
+	return *count > 0 ? 0 : -1;
+}
+
+/* Copies a journey out of the store and terminates its text fields. */
+static int
+journey_decode(
+    const void *value, size_t length, struct flow_journey_record *journey)
+{
+	if (length < sizeof(*journey))
+		return -1;
+	memcpy(journey, value, sizeof(*journey));
+	journey->flow_id[sizeof(journey->flow_id) - 1] = '\0';
+	journey->number[sizeof(journey->number) - 1] = '\0';
+	return 0;
+}
+
+/* Reads journey `id`; -1 (and says why) if it is missing or unreadable. */
+static int
+read_journey(
+    struct store *store, uint64_t id, struct flow_journey_record *journey)
+{
+	uint8_t key[MESSAGE_KEY_SIZE];
+	const void *value;
+	size_t length;
+	enum store_result result;
+
+	store_encode_u64(key, id);
+	result = store_get(
+	    store, STORE_DB_JOURNEYS, key, sizeof(key), &value, &length);
+	if (result == STORE_OK && journey_decode(value, length, journey) == 0)
+		return 0;
+	fprintf(stderr, "nudgectl: journey %" PRIu64 ": %s\n", id,
+	    result == STORE_NOT_FOUND ? "missing" : "unreadable");
+	return -1;
+}
+
+/* Reads message `id` and its text cut short; -1 (and says why) if not. */
+static int
+read_message_summary(struct store *store, uint64_t id,
+    struct outbox_message_record *message, char *text, size_t *text_length)
+{
+	uint8_t key[MESSAGE_KEY_SIZE];
+	const void *value;
+	const char *full_text, *callback;
+	size_t length, full_length, callback_length;
+	enum store_result result;
+
+	store_encode_u64(key, id);
+	result = store_get(
+	    store, STORE_DB_MESSAGES, key, sizeof(key), &value, &length);
+	if (result == STORE_OK &&
+	    message_decode(value, length, message, &full_text, &full_length,
+		&callback, &callback_length) == 0) {
+		*text_length = cut_text(full_text, full_length, text);
+		return 0;
+	}
+	fprintf(stderr, "nudgectl: message %" PRIu64 ": %s\n", id,
+	    result == STORE_NOT_FOUND ? "missing" : "unreadable");
+	return -1;
+}
+
+/* The profile section of the text output. */
+static void
+subscriber_print_profile(const struct subscriber *subscriber)
+{
+	const struct profile_record *record = &subscriber->profile;
+	char created[TIME_TEXT_SIZE], updated[TIME_TEXT_SIZE];
+	char last_order[TIME_TEXT_SIZE], masked[MASKED_EMAIL_SIZE];
+	json_t *properties;
+	char *properties_text;
+	size_t i;
+
+	if (!subscriber->has_profile) {
+		printf("profile: none\n");
+		return;
+	}
+	printf("profile: created=%s updated=%s\n",
+	    time_text(record->created_us, created, sizeof(created)),
+	    time_text(record->updated_us, updated, sizeof(updated)));
+	printf(" ");
+	for (i = 0; i < nitems(subscriber_attributes); i++)
+		print_word(subscriber_attributes[i].name,
+		    attribute_text(subscriber, i, masked, sizeof(masked)));
+	printf("\n  order_count=%" PRIu32 " total_spent=%.2f last_order=%s\n",
+	    record->order_count, record->total_spent,
+	    time_text(record->last_order_us, last_order, sizeof(last_order)));
+	properties = json_object_get(subscriber->attributes, "properties");
+	if (json_is_object(properties) && json_object_size(properties) > 0 &&
+	    (properties_text = json_dumps(properties, JSON_COMPACT)) != NULL) {
+		printf("  properties=%s\n", properties_text);
+		free(properties_text);
+	}
+}
+
+/* The whole subscriber as text: profile, consent, journeys, messages. */
+static void
+subscriber_print_text(struct store *store, const struct subscriber *subscriber)
+{
+	struct flow_journey_record journey;
+	struct outbox_message_record message;
+	char masked[LOG_MASKED_NUMBER_SIZE], when[TIME_TEXT_SIZE];
+	char due[TIME_TEXT_SIZE], text[SUBSCRIBER_TEXT_SIZE];
+	size_t i, kept, text_length;
+	uint64_t id;
+
+	printf("subscriber %s\n",
+	    log_mask_number(subscriber->number, masked, sizeof(masked)));
+	subscriber_print_profile(subscriber);
+	if (subscriber->opted_out)
+		printf("consent: opted_out=yes since=%s source=%s\n",
+		    time_text(subscriber->optout.time_us, when, sizeof(when)),
+		    field_text(subscriber->optout.source));
+	else
+		printf("consent: opted_out=no\n");
+	kept = id_window_kept(&subscriber->journeys);
+	printf("journeys: %" PRIu64 " active", subscriber->journeys.total);
+	if (kept < subscriber->journeys.total)
+		printf(" (the last %zu shown)", kept);
+	putchar('\n');
+	for (i = 0; i < kept; i++) {
+		id = id_window_get(&subscriber->journeys, i);
+		if (read_journey(store, id, &journey) == -1)
+			continue;
+		printf("  journey=%" PRIu64
+		       " flow=%s state=%s next_step=%" PRIu32
+		       " due=%s sms_sent=%u started=%s\n",
+		    id, field_text(journey.flow_id),
+		    name_of(journey_state_names, nitems(journey_state_names),
+			journey.state),
+		    journey.step,
+		    time_text(journey.state == FLOW_JOURNEY_WAITING
+				  ? journey.due_us
+				  : 0,
+			due, sizeof(due)),
+		    (unsigned int)journey.sms_sent,
+		    time_text(journey.started_us, when, sizeof(when)));
+	}
+	kept = id_window_kept(&subscriber->messages);
+	printf("messages: %" PRIu64, subscriber->messages.total);
+	if (kept < subscriber->messages.total)
+		printf(" (the last %zu shown)", kept);
+	putchar('\n');
+	for (i = 0; i < kept; i++) {
+		id = id_window_get(&subscriber->messages, i);
+		if (read_message_summary(
+			store, id, &message, text, &text_length) == -1)
+			continue;
+		printf("  message=%" PRIu64 " time=%s state=%s class=%s "
+		       "origin=%s parts=%u text=",
+		    id, time_text(message.created_us, when, sizeof(when)),
+		    name_of(outbox_state_names, nitems(outbox_state_names),
+			message.state),
+		    name_of(outbox_class_names, nitems(outbox_class_names),
+			message.message_class),
+		    field_text(message.origin),
+		    (unsigned int)message.part_count);
+		print_quoted(text, text_length);
+		putchar('\n');
+	}
+}
+
+/* The profile as a JSON object, or null without one. */
+static json_t *
+subscriber_profile_json(const struct subscriber *subscriber)
+{
+	const struct profile_record *record = &subscriber->profile;
+	char masked[MASKED_EMAIL_SIZE];
+	const char *value;
+	json_t *object, *properties;
+	size_t i;
+
+	if (!subscriber->has_profile)
+		return json_null();
+	object = json_object();
+	for (i = 0; i < nitems(subscriber_attributes); i++) {
+		value = attribute_text(subscriber, i, masked, sizeof(masked));
+		json_object_set_new(object, subscriber_attributes[i].name,
+		    value != NULL ? json_text(value, strlen(value))
+				  : json_null());
+	}
+	properties = json_object_get(subscriber->attributes, "properties");
+	json_object_set_new(object, "properties",
+	    json_is_object(properties) ? json_deep_copy(properties)
+				       : json_object());
+	json_object_set_new(
+	    object, "order_count", json_uint(record->order_count));
+	json_object_set_new(
+	    object, "total_spent", json_real(record->total_spent));
+	json_object_set_new(
+	    object, "last_order", json_time(record->last_order_us));
+	json_object_set_new(object, "created", json_time(record->created_us));
+	json_object_set_new(object, "updated", json_time(record->updated_us));
+	return object;
+}
+
+/* The active journeys as a JSON array. */
+static json_t *
+subscriber_journeys_json(
+    struct store *store, const struct subscriber *subscriber)
+{
+	struct flow_journey_record journey;
+	json_t *array = json_array(), *object;
+	size_t i;
+	uint64_t id;
+
+	for (i = 0; i < id_window_kept(&subscriber->journeys); i++) {
+		id = id_window_get(&subscriber->journeys, i);
+		if (read_journey(store, id, &journey) == -1)
+			continue;
+		object = json_object();
+		json_object_set_new(object, "id", json_uint(id));
+		json_object_set_new(
+		    object, "flow", json_field(journey.flow_id));
+		json_object_set_new(object, "state",
+		    json_string(name_of(journey_state_names,
+			nitems(journey_state_names), journey.state)));
+		json_object_set_new(
+		    object, "next_step", json_uint(journey.step));
+		json_object_set_new(object, "due",
+		    json_time(journey.state == FLOW_JOURNEY_WAITING
+				  ? journey.due_us
+				  : 0));
+		json_object_set_new(
+		    object, "sms_sent", json_uint(journey.sms_sent));
+		json_object_set_new(
+		    object, "started", json_time(journey.started_us));
+		json_array_append_new(array, object);
+	}
+	return array;
+}
+
+/* The last messages as a JSON array, oldest first. */
+static json_t *
+subscriber_messages_json(
+    struct store *store, const struct subscriber *subscriber)
+{
+	struct outbox_message_record message;
+	char text[SUBSCRIBER_TEXT_SIZE];
+	json_t *array = json_array(), *object;
+	size_t i, text_length;
+	uint64_t id;
+
+	for (i = 0; i < id_window_kept(&subscriber->messages); i++) {
+		id = id_window_get(&subscriber->messages, i);
+		if (read_message_summary(
+			store, id, &message, text, &text_length) == -1)
+			continue;
+		object = json_object();
+		json_object_set_new(object, "id", json_uint(id));
+		json_object_set_new(
+		    object, "time", json_time(message.created_us));
+		json_object_set_new(object, "state",
+		    json_string(name_of(outbox_state_names,
+			nitems(outbox_state_names), message.state)));
+		json_object_set_new(object, "class",
+		    json_string(name_of(outbox_class_names,
+			nitems(outbox_class_names), message.message_class)));
+		json_object_set_new(
+		    object, "origin", json_field(message.origin));
+		json_object_set_new(
+		    object, "text", json_text(text, text_length));
+		json_object_set_new(
+		    object, "parts", json_uint(message.part_count));
+		json_array_append_new(array, object);
+	}
+	return array;
+}
+
+/* The whole subscriber as one JSON object on one line. */
+static void
+subscriber_print_json(struct store *store, const struct subscriber *subscriber)
+{
+	json_t *object = json_object(), *consent = json_object();
+
+	json_object_set_new(object, "number", json_masked(subscriber->number));
+	json_object_set_new(
+	    object, "profile", subscriber_profile_json(subscriber));
+	json_object_set_new(
+	    consent, "opted_out", json_boolean(subscriber->opted_out));
+	json_object_set_new(consent, "since",
+	    subscriber->opted_out ? json_time(subscriber->optout.time_us)
+				  : json_null());
+	json_object_set_new(consent, "source",
+	    subscriber->opted_out ? json_field(subscriber->optout.source)
+				  : json_null());
+	json_object_set_new(object, "consent", consent);
+	json_object_set_new(
+	    object, "journeys", subscriber_journeys_json(store, subscriber));
+	json_object_set_new(
+	    object, "journeys_active", json_uint(subscriber->journeys.total));
+	json_object_set_new(
+	    object, "messages", subscriber_messages_json(store, subscriber));
+	json_object_set_new(
+	    object, "messages_total", json_uint(subscriber->messages.total));
+	print_json_line(object);
+}
+
+/*
+ * subscriber NUMBER: the profile, consent, active journeys and last
+ * messages of one number. Exit 1 if the store knows nothing about it.
+ */
+static int
+run_subscriber(const struct target *target, int argc, char **argv)
+{
+	static const struct option long_options[] = {
+	    {"json", no_argument, NULL, OPTION_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char candidates[NUMBER_CANDIDATES][PROFILE_NUMBER_SIZE];
+	char masked[LOG_MASKED_NUMBER_SIZE];
+	struct subscriber subscriber;
+	struct store *store;
+	const char *error = NULL;
+	uint64_t message_count = DEFAULT_SUBSCRIBER_MESSAGES;
+	size_t count, i;
+	int option, json = 0, status = 1, found = 0;
+
+	optind = 0;
+	while ((option = getopt_long(argc, argv, "hn:", long_options, NULL)) !=
+	       -1) {
+		switch (option) {
+		case OPTION_JSON:
+			json = 1;
+			break;
+		case 'n':
+			if (parse_number(optarg, 0, MAXIMUM_SUBSCRIBER_MESSAGES,
+				&message_count) == -1) {
+				fprintf(stderr,
+				    "nudgectl: -n %s: not a number from 0 to "
+				    "%d\n",
+				    optarg, MAXIMUM_SUBSCRIBER_MESSAGES);
+				return 2;
+			}
+			break;
+		case 'h':
+			subscriber_usage(stdout);
+			exit(0);
+		default:
+			subscriber_usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc - 1) {
+		subscriber_usage(stderr);
+		return 2;
+	}
+	if (subscriber_candidates(
+		target, argv[optind], candidates, &count, &error) == -1) {
+		fprintf(stderr,
+		    "nudgectl: subscriber: not a phone number: %s\n",
+		    error != NULL ? error : "unreadable");
+		return 2;
+	}
+	if ((store = open_store(target)) == NULL)
+		return 1;
+	/* The first candidate the store knows; else "no subscriber". */
+	for (i = 0; i < count && !found; i++) {
+		if (subscriber_load(
+			store, candidates[i], message_count, &subscriber) == -1)
+			goto done;
+		if (!(found = subscriber_found(&subscriber)))
+			subscriber_free(&subscriber);
+	}
+	if (!found) {
+		fprintf(stderr, "nudgectl: no subscriber %s\n",
+		    log_mask_number(candidates[0], masked, sizeof(masked)));
+		goto done;
+	}
+	if (json)
+		subscriber_print_json(store, &subscriber);
+	else
+		subscriber_print_text(store, &subscriber);
+	subscriber_free(&subscriber);
 	status = flush_line(1) == -1 ? 1 : 0;
 done:
 	store_close(store);
