@@ -420,6 +420,7 @@ daemon_start(struct config *config, int foreground)
 	daemon_on_shutdown(server_shutdown_begin, server_shutdown_done, NULL);
 	api_event_init(config);
 	flow_init(gateway->base, config);
+	conversation_init(config);
 	inbound_init(config);
 	daemon_on_reload(daemon_reload_rules, NULL);
 	outbox_start();

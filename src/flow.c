@@ -667,6 +667,11 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 		log_info(id, "flow", "sms", "flow=%s step=%s message=%llu "
 		    "parts=%u", flow->id, step->id,
 		    (unsigned long long)accepted.id, accepted.parts);
+		/* In the same turn as the SMS: a reply finds it after a crash. */
+		if (step->sms.question != NULL)
+			conversation_open(profile->number, flow->id, flow->hash,
+			    record->step, id, step->sms.question->conversation,
+			    step->sms.question->reply_window_us);
 	} else {
 		metrics_add(metric_skipped, 1);
 		log_info(id, "flow", "sms-refused", "flow=%s step=%s field=%s "
@@ -1026,6 +1031,102 @@ flow_health(void)
 	}
 	return json_pack("{s:I, s:o}", "flows_loaded", (json_int_t)loaded,
 	    "failing", failing);
+}
+
+/* ---- replies and keywords ------------------------------------------------- */
+
+const struct flow_question *
+flow_question(const char *flow_id, uint64_t flow_hash, uint32_t step)
+{
+	const struct flow *flow = flow_version(flow_hash, flow_id);
+
+	if (flow == NULL || step >= flow->step_count ||
+	    flow->steps[step].type != FLOW_STEP_SMS)
+		return NULL;
+	return flow->steps[step].sms.question;
+}
+
+/* The live flow of the folder with this id, or NULL. */
+static const struct flow *
+flow_live(const char *flow_id)
+{
+	size_t i;
+
+	for (i = 0; i < file_count; i++)
+		if (files[i].flow != NULL &&
+		    files[i].flow->status == FLOW_STATUS_LIVE &&
+		    strcmp(files[i].flow->id, flow_id) == 0)
+			return files[i].flow;
+	return NULL;
+}
+
+/* Loads the number's profile and starts flow on properties. */
+static uint64_t
+flow_start_for_number(const struct flow *flow, const char *number,
+    json_t *properties)
+{
+	struct profile profile;
+	uint64_t id, now_us = clock_now_us();
+
+	if (profile_load(number, &profile) != STORE_OK)
+		return 0;
+	/* A person who only ever texted us gets a profile now. */
+	if (!profile.exists)
+		profile_save(&profile);
+	id = flow_start(flow, &profile, properties, 0, now_us);
+	profile_release(&profile);
+	return id;
+}
+
+uint64_t
+flow_start_reply(const char *flow_id, const char *number, json_t *properties)
+{
+	const struct flow *flow = flow_live(flow_id);
+
+	if (flow == NULL || flow->trigger.type != FLOW_TRIGGER_REPLY) {
+		log_warnx(0, "flow", "reply-flow-missing", "flow=%s", flow_id);
+		return 0;
+	}
+	return flow_start_for_number(flow, number, properties);
+}
+
+const struct flow *
+flow_keyword_flow(const char *text, size_t length)
+{
+	const struct flow *flow;
+	size_t i, keyword_length;
+
+	while (length > 0 && (*text == ' ' || *text == '\t' ||
+	    *text == '\n' || *text == '\r')) {
+		text++;
+		length--;
+	}
+	for (i = 0; i < file_count; i++) {
+		flow = files[i].flow;
+		if (flow == NULL || flow->status != FLOW_STATUS_LIVE ||
+		    flow->trigger.type != FLOW_TRIGGER_KEYWORD ||
+		    flow->trigger.keyword == NULL)
+			continue;
+		keyword_length = strlen(flow->trigger.keyword);
+		if (keyword_length == 0 || keyword_length > length ||
+		    strncasecmp(text, flow->trigger.keyword,
+		    keyword_length) != 0)
+			continue;
+		/* "JOIN" and "join now", never "JOINT". */
+		if (keyword_length == length || text[keyword_length] == ' ' ||
+		    text[keyword_length] == '\t' ||
+		    text[keyword_length] == '\n' ||
+		    text[keyword_length] == '\r')
+			return flow;
+	}
+	return NULL;
+}
+
+uint64_t
+flow_start_keyword(const struct flow *flow, const char *number,
+    json_t *properties)
+{
+	return flow_start_for_number(flow, number, properties);
 }
 
 /* ---- start and stop ------------------------------------------------------ */

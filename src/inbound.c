@@ -20,6 +20,8 @@ static const struct {
 	const char	*name;
 	inbound_step_fn	 fn;
 } inbound_steps[] = {
+	{ "conversation", conversation_route },
+	{ "keyword-flow", conversation_route_keyword },
 	{ "esme", server_route_mo },
 };
 
