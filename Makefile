@@ -82,8 +82,9 @@ NUDGE_SRCS := \
 	src/api_event.c \
 	src/flow.c \
 	src/inbound.c \
-	src/conversation.c \
 	src/webhook.c \
+	src/quiet.c \
+	src/prefix_zones.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c
@@ -107,6 +108,7 @@ UNIT_TESTS := \
 	template \
 	rule \
 	server \
+	quiet \
 	flow
 
 # ---- fuzz targets: tests/fuzz/fuzz_NAME.c (+ NAME.dict, corpus/NAME/) -------

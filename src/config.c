@@ -35,6 +35,12 @@
 		    minimum, maximum, choices, def, help                       \
 	}
 
+#define QUIET_KEY(name, field, maximum, help)                              \
+	{                                                                  \
+		"quiet", name, CONFIG_STRING, offsetof(struct config_quiet, field), \
+		    0, maximum, NULL, "", help                             \
+	}
+
 #define DURATION_SECOND INT64_C(1000000)
 #define SIZE_KIB        INT64_C(1024)
 #define SIZE_MIB        (SIZE_KIB * 1024)
@@ -63,6 +69,21 @@ static const struct config_key config_key_table[] = {
 	NULL, "", "{{ organization.name }} in SMS templates."),
     KEY("nudged", "organization_url", CONFIG_STRING, organization_url, 0, 190,
 	NULL, "", "{{ organization.url }} in SMS templates."),
+    KEY("nudged", "quiet_hours", CONFIG_BOOLEAN, quiet_enabled, 0, 1, NULL,
+	"yes",
+	"Defer marketing SMS that fall outside the recipient's local "
+	"window (profile zone, else every zone of the number's prefix)."),
+    KEY("nudged", "quiet_window", CONFIG_STRING, quiet_window, 9, 11, NULL,
+	"08:00-21:00",
+	"Default local window [start, end) (US TCPA); [quiet CC] "
+	"sections override it per country."),
+    KEY("nudged", "quiet_days", CONFIG_STRING, quiet_days, 3, 40, NULL,
+	"mon-sun", "Days the default window applies (\"mon-sat\", "
+	"\"mon-fri,sun\")."),
+    KEY("nudged", "quiet_fallback_zone", CONFIG_STRING, quiet_fallback_zone,
+	1, 64, NULL, "UTC",
+	"Zone of numbers no prefix maps to a place (+800, +870, "
+	"+881 ...: satellite, non-geographic)."),
     KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
 	INT64_C(1) << 40, NULL, "64M",
 	"Initial LMDB map size; it grows by doubling when full."),
@@ -234,6 +255,13 @@ static const struct config_key config_key_table[] = {
     ACCOUNT_KEY("deliver_retry_max", CONFIG_DURATION, deliver_retry_max_us,
 	10000, 86400 * DURATION_SECOND, NULL, "5m",
 	"Longest retry delay of a deliver_sm."),
+    QUIET_KEY("window", window, 11,
+	"This country's local window, \"08:00-22:00\"; empty: "
+	"nudged.quiet_window. The section's name is an ISO 3166 code "
+	"(FR): it applies to numbers with that calling code."),
+    QUIET_KEY("days", days, 40,
+	"Days it applies, \"mon-sat\" (no Sundays); empty: "
+	"nudged.quiet_days."),
 };
 
 #define CONFIG_KEY_COUNT \
@@ -258,6 +286,9 @@ static const struct config_section_kind config_named_sections[] = {
 	offsetof(struct config_account, line),
 	offsetof(struct config, accounts),
 	offsetof(struct config, account_count)},
+    {"quiet", sizeof(struct config_quiet), offsetof(struct config_quiet, name),
+	offsetof(struct config_quiet, line), offsetof(struct config, quiets),
+	offsetof(struct config, quiet_count)},
 };
 
 #define CONFIG_NAMED_COUNT \
@@ -854,6 +885,47 @@ config_check_account(
 			    config->accounts[i]->name);
 }
 
+/* Quiet hours: windows and days parse, [quiet CC] names a country. */
+static void
+config_check_quiet(struct config_parse *parse)
+{
+	const struct config *config = parse->config;
+	const struct config_quiet *quiet;
+	unsigned int start, end, days;
+	size_t i;
+
+	if (quiet_parse_window(config->quiet_window, &start, &end) == -1)
+		config_error(parse, parse->line,
+		    "nudged.quiet_window '%s' is not HH:MM-HH:MM with start "
+		    "before end",
+		    config->quiet_window);
+	if (quiet_parse_days(config->quiet_days, &days) == -1)
+		config_error(parse, parse->line,
+		    "nudged.quiet_days '%s' is not a list of days or ranges "
+		    "such as mon-sat",
+		    config->quiet_days);
+	for (i = 0; i < config->quiet_count; i++) {
+		quiet = config->quiets[i];
+		if (phone_calling_code(quiet->name) == NULL)
+			config_error(parse, quiet->line,
+			    "[quiet %s] is not a country nudged knows (ISO "
+			    "3166 code such as FR, US)",
+			    quiet->name);
+		if (quiet->window[0] != '\0' &&
+		    quiet_parse_window(quiet->window, &start, &end) == -1)
+			config_error(parse, quiet->line,
+			    "[quiet %s] window '%s' is not HH:MM-HH:MM with "
+			    "start before end",
+			    quiet->name, quiet->window);
+		if (quiet->days[0] != '\0' &&
+		    quiet_parse_days(quiet->days, &days) == -1)
+			config_error(parse, quiet->line,
+			    "[quiet %s] days '%s' is not a list of days or "
+			    "ranges such as mon-sat",
+			    quiet->name, quiet->days);
+	}
+}
+
 /* Checks that need more than one key, reported at the section's line. */
 static void
 config_check(struct config_parse *parse)
@@ -883,6 +955,7 @@ config_check(struct config_parse *parse)
 		config_check_link(parse, config->links[i]);
 	for (i = 0; i < config->account_count; i++)
 		config_check_account(parse, config->accounts[i]);
+	config_check_quiet(parse);
 	if ((config->smpp_tls_listen[0] != '\0') !=
 	    (config->smpp_tls_certificate[0] != '\0' &&
 		config->smpp_tls_key[0] != '\0'))
