@@ -82,6 +82,7 @@ NUDGE_SRCS := \
 	src/api_event.c \
 	src/flow.c \
 	src/inbound.c \
+	src/conversation.c \
 	src/webhook.c \
 	src/quiet.c \
 	src/prefix_zones.c \

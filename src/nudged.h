@@ -1460,6 +1460,25 @@ void		 flow_event(const char *metric, struct profile *profile,
 const char	*flow_journey_strstate(enum flow_journey_state state);
 /* {"flows_loaded": N, "failing": [{"file", "running_previous"}]}. */
 struct json_t	*flow_health(void);
+/*
+ * For conversations: the question asked by step of the flow version
+ * (flow_id, flow_hash), or NULL if that version or step is gone.
+ */
+const struct flow_question *flow_question(const char *flow_id,
+		    uint64_t flow_hash, uint32_t step);
+/*
+ * Starts the live reply-triggered flow flow_id for number with properties
+ * as its trigger event; the journey id, or 0 if none started (no such
+ * flow, re-entry, a store failure).
+ */
+uint64_t	 flow_start_reply(const char *flow_id, const char *number,
+		    struct json_t *properties);
+/* The live keyword flow text starts with (its first word(s), caseless,
+ * then a space or the end), or NULL. */
+const struct flow *flow_keyword_flow(const char *text, size_t length);
+/* Starts a keyword flow for number; the journey id or 0 (re-entry). */
+uint64_t	 flow_start_keyword(const struct flow *flow, const char *number,
+		    struct json_t *properties);
 
 /* ===== webhook.c ===== */
 
@@ -1610,13 +1629,49 @@ int		 keyword_route(uint64_t mo_id, const struct mo_record *mo,
  * follow-up flow with the reply in its context; an unmatched reply gets one
  * re-prompt, then goes on down the inbound chain.
  */
+#define CONVERSATION_NAME_SIZE	64
+#define CONVERSATION_RECORD_VERSION 1
+
+/*
+ * STORE_DB_CONVERSATIONS value, keyed by the number's digits (no "+"). One
+ * open conversation per number: a newer question replaces the older one,
+ * whose answers then start nothing. Rows past expires_us are dropped when
+ * the next SMS from the number arrives (logged decision=expired).
+ */
+struct conversation_record {
+	uint8_t		 version;
+	uint8_t		 reprompted;	/* 1: the one re-prompt went out */
+	uint8_t		 unused[2];
+	uint32_t	 step;		/* the SMS step that asked */
+	uint64_t	 flow_hash;	/* the version of the asking flow */
+	uint64_t	 journey_id;
+	uint64_t	 opened_us;
+	uint64_t	 expires_us;	/* opened_us + the reply window */
+	char		 flow_id[FLOW_ID_SIZE];
+	char		 conversation[CONVERSATION_NAME_SIZE];
+	char		 number[PROFILE_NUMBER_SIZE];	/* "+39..." */
+};
+
 void		 conversation_init(const struct config *config);
 /* Opens (or replaces) the number's conversation for a flow's question. */
 enum store_result conversation_open(const char *number, const char *flow_id,
 		    uint64_t flow_hash, uint32_t step, uint64_t journey_id,
-		    uint64_t reply_window_us);
+		    const char *conversation, uint64_t reply_window_us);
+/*
+ * The inbound step: a reply to the number's open conversation that matches
+ * an answer starts the answer's flow and closes it (returns 1); the first
+ * unmatched reply gets the one re-prompt (returns 1); any other reply
+ * returns 0 and goes on down the chain.
+ */
 int		 conversation_route(uint64_t mo_id, const struct mo_record *mo,
 		    const char *text);
+/* The inbound step after it: keyword-triggered flows; 1 if one matched. */
+int		 conversation_route_keyword(uint64_t mo_id,
+		    const struct mo_record *mo, const char *text);
+/* The re-prompt for an unmatched reply ("Please reply 1, 2 or 3.") in
+ * language (NULL: English); the number of bytes, as snprintf. */
+int		 conversation_reprompt_text(const struct flow_question *question,
+		    const char *language, char *out, size_t size);
 
 /* ===== inbound.c ===== */
 
