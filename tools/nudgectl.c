@@ -109,6 +109,7 @@ static int run_stats(const struct target *, int, char **);
 static int run_message(const struct target *, int, char **);
 static int run_subscriber(const struct target *, int, char **);
 static int run_rules_check(const struct target *, int, char **);
+static int run_conversations(const struct target *, int, char **);
 static int receipt_matches(const struct tail_options *, const void *, size_t);
 static void receipt_print(
     const struct tail_options *, uint64_t, const void *, size_t);
@@ -123,6 +124,7 @@ static const struct command commands[] = {
     {"stats", NULL, "[--json] [--interval seconds]", run_stats},
     {"message", NULL, "id [--json]", run_message},
     {"subscriber", NULL, "number [--json] [-n count]", run_subscriber},
+    {"conversations", NULL, "[--json] [--all]", run_conversations},
     {"rules", "check", "[--max-parts n] [--preview] [path ...]",
 	run_rules_check},
 };
@@ -2349,6 +2351,139 @@ run_subscriber(const struct target *target, int argc, char **argv)
 done:
 	store_close(store);
 	return status;
+}
+
+/* ---- conversations ------------------------------------------------------- */
+
+#define TEST_CLOCK_KEY "test-clock/offset" /* daemon.c keeps it in META */
+
+/* Now as nudged sees it: the wall clock plus a kept test-clock offset. */
+static uint64_t
+daemon_now(struct store *store)
+{
+	struct timespec now;
+	const void *value;
+	size_t length;
+	uint64_t now_us;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_us = (uint64_t)now.tv_sec * 1000000 +
+		 (uint64_t)now.tv_nsec / 1000;
+	if (store_get(store, STORE_DB_META, TEST_CLOCK_KEY,
+		sizeof(TEST_CLOCK_KEY) - 1, &value, &length) == STORE_OK &&
+	    length == 8)
+		now_us += store_decode_u64(value);
+	return now_us;
+}
+
+/* One conversation row, as text or a JSON line. */
+static void
+conversation_print(
+    const struct conversation_record *record, int expired, int json)
+{
+	char masked[LOG_MASKED_NUMBER_SIZE], opened[TIME_TEXT_SIZE];
+	char expires[TIME_TEXT_SIZE];
+
+	if (json) {
+		print_json_line(json_pack(
+		    "{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:b}", "number",
+		    json_masked(record->number), "conversation",
+		    record->conversation, "flow", record->flow_id, "step",
+		    json_uint(record->step), "journey",
+		    json_uint(record->journey_id), "opened", json_time(record->opened_us), "expires",
+		    json_time(record->expires_us), "reprompted",
+		    record->reprompted != 0, "expired", expired));
+		return;
+	}
+	printf("%-16s %-20s %-24s %-8s %-24s %-24s %s\n",
+	    log_mask_number(record->number, masked, sizeof(masked)),
+	    record->conversation, record->flow_id,
+	    expired ? "expired" : "open",
+	    time_text(record->opened_us, opened, sizeof(opened)),
+	    time_text(record->expires_us, expires, sizeof(expires)),
+	    record->reprompted ? "yes" : "no");
+}
+
+/*
+ * conversations [--json] [--all]: the numbers with an open question, from
+ * STORE_DB_CONVERSATIONS; rows whose window has passed (nudged drops them
+ * on the next SMS) only with --all, marked expired.
+ */
+static int
+run_conversations(const struct target *target, int argc, char **argv)
+{
+	static const struct option long_options[] = {
+	    {"json", no_argument, NULL, OPTION_JSON},
+	    {"all", no_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct conversation_record record;
+	struct store_cursor *cursor;
+	struct store *store;
+	const void *key, *value;
+	size_t key_length, value_length, shown = 0;
+	uint64_t now_us;
+	enum store_result result;
+	int option, json = 0, all = 0, expired;
+
+	optind = 0;
+	while ((option = getopt_long(argc, argv, "ah", long_options, NULL)) !=
+	       -1) {
+		switch (option) {
+		case OPTION_JSON:
+			json = 1;
+			break;
+		case 'a':
+			all = 1;
+			break;
+		case 'h':
+			printf("usage: nudgectl conversations [--json] "
+			       "[--all]\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: nudgectl conversations "
+					"[--json] [--all]\n");
+			return 2;
+		}
+	}
+	if (optind != argc)
+		return 2;
+	if ((store = open_store(target)) == NULL)
+		return 1;
+	now_us = daemon_now(store);
+	result = store_cursor_open(store, STORE_DB_CONVERSATIONS, &cursor);
+	if (result == STORE_OK) {
+		if (!json)
+			printf("%-16s %-20s %-24s %-8s %-24s %-24s %s\n",
+			    "NUMBER", "CONVERSATION", "FLOW", "STATE",
+			    "OPENED", "EXPIRES", "REPROMPTED");
+		for (result = store_cursor_seek(cursor, "", 0, &key,
+			 &key_length, &value, &value_length);
+		     result == STORE_OK;
+		     result = store_cursor_next(cursor, &key, &key_length,
+			 &value, &value_length)) {
+			if (value_length != sizeof(record))
+				continue;
+			memcpy(&record, value, sizeof(record));
+			record.number[sizeof(record.number) - 1] = '\0';
+			record.flow_id[sizeof(record.flow_id) - 1] = '\0';
+			record.conversation[sizeof(record.conversation) - 1] =
+			    '\0';
+			expired = now_us >= record.expires_us;
+			if (expired && !all)
+				continue;
+			conversation_print(&record, expired, json);
+			shown++;
+		}
+		store_cursor_close(cursor);
+	}
+	if (!json)
+		printf("%zu conversation%s\n", shown, shown == 1 ? "" : "s");
+	store_close(store);
+	if (result == STORE_ERROR)
+		return 1;
+	return flush_line(1) == -1 ? 1 : 0;
 }
 
 /* ---- rules --------------------------------------------------------------- */
