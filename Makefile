@@ -74,6 +74,8 @@ NUDGE_SRCS := \
 	src/server.c \
 	src/server_deliver.c \
 	src/optout.c \
+	src/consent.c \
+	src/keyword.c \
 	src/template.c \
 	src/rule.c \
 	src/rule_lint.c \
@@ -109,6 +111,7 @@ UNIT_TESTS := \
 	template \
 	rule \
 	server \
+	consent \
 	quiet \
 	flow
 

@@ -330,6 +330,9 @@ api_event_profile(struct evhttp_request *request, void *arg)
 	char *decoded;
 
 	http_request_path(request, path, sizeof(path));
+	/* The /consent sub-resource belongs to consent.c. */
+	if (consent_http_profile(request, path))
+		return;
 	decoded = evhttp_uridecode(path + strlen("/v1/profiles/"), 0, NULL);
 	if (decoded == NULL ||
 	    phone_normalize(decoded, api_event_config->default_country, number,

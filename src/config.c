@@ -41,6 +41,19 @@
 		    0, maximum, NULL, "", help                             \
 	}
 
+#define LANGUAGE_KEY(name, field, maximum, help)                          \
+	{                                                                  \
+		"language", name, CONFIG_STRING,                           \
+		    offsetof(struct config_language, field), 0, maximum,   \
+		    NULL, "", help                                         \
+	}
+
+#define QUIET_KEY(name, field, maximum, help)                              \
+	{                                                                  \
+		"quiet", name, CONFIG_STRING, offsetof(struct config_quiet, field), \
+		    0, maximum, NULL, "", help                             \
+	}
+
 #define DURATION_SECOND INT64_C(1000000)
 #define SIZE_KIB        INT64_C(1024)
 #define SIZE_MIB        (SIZE_KIB * 1024)
@@ -151,6 +164,32 @@ static const struct config_key config_key_table[] = {
     KEY("outbox", "mo_reassembly_timeout", CONFIG_DURATION,
 	outbox_mo_timeout_us, DURATION_SECOND, 86400 * DURATION_SECOND, NULL,
 	"5m", "How long the parts of a long inbound SMS wait for the rest."),
+    KEY("compliance", "program_name", CONFIG_STRING, compliance_program_name,
+	0, 40, NULL, "",
+	"{program} in compliance texts; empty: nudged.organization_name."),
+    KEY("compliance", "contact", CONFIG_STRING, compliance_contact, 0, 80,
+	NULL, "", "{contact} in the HELP answer (a phone, a mail, a URL)."),
+    KEY("compliance", "frequency", CONFIG_STRING, compliance_frequency, 0,
+	60, NULL, "Msg frequency varies",
+	"{frequency} in the HELP and opt-in texts."),
+    KEY("compliance", "from", CONFIG_STRING, compliance_from, 0, 20, NULL,
+	"", "Sender of compliance replies; empty: the link's source_addr."),
+    KEY("compliance", "default_language", CONFIG_STRING,
+	compliance_default_language, 2, 8, NULL, "en",
+	"Language of replies when neither profile nor keyword tells."),
+    KEY("compliance", "wording", CONFIG_STRING, compliance_wording, 0, 31,
+	NULL, "v1",
+	"Consent wording version recorded for keyword opt-ins."),
+    KEY("compliance", "code_expiry", CONFIG_DURATION,
+	compliance_code_expiry_us, 60 * DURATION_SECOND,
+	86400 * DURATION_SECOND, NULL, "10m",
+	"How long a smart opt-in code may be confirmed."),
+    KEY("compliance", "code_attempts", CONFIG_INTEGER,
+	compliance_code_attempts, 1, 20, NULL, "5",
+	"Wrong smart opt-in codes before the code is void."),
+    KEY("compliance", "stop_to_esme", CONFIG_BOOLEAN, compliance_stop_to_esme,
+	0, 1, NULL, "yes",
+	"Opt-out keywords still reach the ESME owning the destination."),
     LINK_KEY("host", CONFIG_STRING, host, 0, 255, NULL, "",
 	"SMSC host name or address (required)."),
     LINK_KEY(
@@ -262,6 +301,31 @@ static const struct config_key config_key_table[] = {
     QUIET_KEY("days", days, 40,
 	"Days it applies, \"mon-sat\" (no Sundays); empty: "
 	"nudged.quiet_days."),
+    LANGUAGE_KEY("opt_out_words", opt_out_words, 190,
+	"Comma-separated words that opt out (STOP, ...)."),
+    LANGUAGE_KEY("opt_in_words", opt_in_words, 190,
+	"Words that subscribe again (START, UNSTOP, ...)."),
+    LANGUAGE_KEY("help_words", help_words, 190,
+	"Words answered with help_reply (HELP, INFO)."),
+    LANGUAGE_KEY("confirm_words", confirm_words, 190,
+	"Words that confirm a pending double opt-in (Y, YES)."),
+    LANGUAGE_KEY("stop_reply", stop_reply, 180,
+	"The one confirmation of an opt-out."),
+    LANGUAGE_KEY("start_reply", start_reply, 180,
+	"The confirmation of a (re)subscription."),
+    LANGUAGE_KEY("help_reply", help_reply, 180,
+	"The answer to HELP: program, contact, frequency, rates, STOP."),
+    LANGUAGE_KEY("confirm_request", confirm_request, 180,
+	"Double opt-in request (\"Reply Y to confirm\")."),
+    LANGUAGE_KEY("code_text", code_text, 180,
+	"Smart opt-in SMS; {code} is the 6-digit code."),
+    QUIET_KEY("window", window, 11,
+	"This country's local window, \"08:00-22:00\"; empty: "
+	"nudged.quiet_window. The section's name is an ISO 3166 code "
+	"(FR): it applies to numbers with that calling code."),
+    QUIET_KEY("days", days, 40,
+	"Days it applies, \"mon-sat\" (no Sundays); empty: "
+	"nudged.quiet_days."),
 };
 
 #define CONFIG_KEY_COUNT \
@@ -286,6 +350,11 @@ static const struct config_section_kind config_named_sections[] = {
 	offsetof(struct config_account, line),
 	offsetof(struct config, accounts),
 	offsetof(struct config, account_count)},
+    {"language", sizeof(struct config_language),
+	offsetof(struct config_language, name),
+	offsetof(struct config_language, line),
+	offsetof(struct config, languages),
+	offsetof(struct config, language_count)},
     {"quiet", sizeof(struct config_quiet), offsetof(struct config_quiet, name),
 	offsetof(struct config_quiet, line), offsetof(struct config, quiets),
 	offsetof(struct config, quiet_count)},

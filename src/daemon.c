@@ -421,6 +421,8 @@ daemon_start(struct config *config, int foreground)
 	api_event_init(config);
 	flow_init(gateway->base, config);
 	conversation_init(config);
+	consent_init(config);
+	keyword_init(config);
 	inbound_init(config);
 	daemon_on_reload(daemon_reload_rules, NULL);
 	outbox_start();

@@ -20,6 +20,7 @@ static const struct {
 	const char	*name;
 	inbound_step_fn	 fn;
 } inbound_steps[] = {
+	{ "keyword", keyword_route },
 	{ "conversation", conversation_route },
 	{ "keyword-flow", conversation_route_keyword },
 	{ "esme", server_route_mo },

@@ -164,6 +164,26 @@ struct config_account {
 	uint64_t	 deliver_retry_max_us;
 };
 
+/*
+ * Compliance texts and keywords of one language: [language CODE]. Empty
+ * values fall back to keyword.c's shipped defaults for that language, then
+ * to English. Word lists are comma-separated; texts may use {program},
+ * {contact}, {frequency} and {code}.
+ */
+struct config_language {
+	char		*name;		/* "en", "it", "fr", ... */
+	int		 line;
+	char		*opt_out_words;	/* STOP, ... */
+	char		*opt_in_words;	/* START, UNSTOP, ... */
+	char		*help_words;	/* HELP, INFO, ... */
+	char		*confirm_words;	/* Y, YES: confirm double opt-in */
+	char		*stop_reply;	/* sent once after an opt-out */
+	char		*start_reply;	/* after START / a confirmed opt-in */
+	char		*help_reply;
+	char		*confirm_request;	/* "Reply Y to confirm ..." */
+	char		*code_text;	/* smart opt-in: "... code {code}" */
+};
+
 struct config {
 	char		*path;
 	/* [nudged] */
@@ -210,6 +230,16 @@ struct config {
 	char		*quiet_window;
 	char		*quiet_days;
 	char		*quiet_fallback_zone;
+	/* [compliance] (consent.c, keyword.c) */
+	char		*compliance_program_name;
+	char		*compliance_contact;
+	char		*compliance_frequency;
+	char		*compliance_from;
+	char		*compliance_default_language;
+	char		*compliance_wording;
+	uint64_t	 compliance_code_expiry_us;
+	int64_t		 compliance_code_attempts;
+	int		 compliance_stop_to_esme;
 	/* [link NAME] ... */
 	struct config_link **links;
 	size_t		 link_count;
@@ -219,6 +249,9 @@ struct config {
 	/* [quiet CC] ... */
 	struct config_quiet **quiets;
 	size_t		 quiet_count;
+	/* [language CODE] ... */
+	struct config_language **languages;
+	size_t		 language_count;
 };
 
 /* Parses path; on failure every error was printed as "file:line: reason". */
@@ -1554,6 +1587,45 @@ int		 consent_request_double_opt_in(const char *number,
 		    const char *language);
 /* A Y/YES reply: PENDING becomes SUBSCRIBED; 1 if it did. */
 int		 consent_confirm_reply(const char *number);
+/* The current record; STORE_NOT_FOUND (state NEVER) if none. */
+enum store_result consent_get_record(const char *number,
+		    struct consent_record *record);
+/* "subscribed" -> CONSENT_SUBSCRIBED, ...; -1 if unknown. */
+int		 consent_parse_state(const char *name);
+int		 consent_parse_source(const char *name);
+/*
+ * Smart opt-in: PENDING, a fresh 6-digit code (kept only as a salted
+ * SHA-256, never logged) and the SMS that carries it. code_out (7 bytes)
+ * may be NULL; tests read the code there. 0, or -1 (store/outbox).
+ */
+int		 consent_request_smart_opt_in(const char *number,
+		    enum consent_source source, const char *wording,
+		    const char *language, char *code_out);
+enum consent_code_result {
+	CONSENT_CODE_CONFIRMED = 0,	/* now SUBSCRIBED */
+	CONSENT_CODE_WRONG,		/* attempts left */
+	CONSENT_CODE_LOCKED,		/* too many wrong codes: void */
+	CONSENT_CODE_EXPIRED,
+	CONSENT_CODE_NONE,		/* no code pending */
+	CONSENT_CODE_ERROR,		/* store failure */
+};
+enum consent_code_result consent_confirm_code(const char *number,
+		    const char *code, int *attempts_left);
+/* {"number", "state", "source", "wording", "time", "history": [...]}. */
+struct json_t	*consent_to_json(const char *number);
+/*
+ * A CSV import (phone_number,state,source,wording,time with a header row):
+ * every row is validated first; only if none is rejected are all applied
+ * in this store turn. Returns the rows applied, or -1 (nothing applied);
+ * *report gets {"accepted", "rejected", "applied", "errors": [{"line",
+ * "field", "reason"}]}.
+ */
+long		 consent_import_csv(const char *data, size_t length,
+		    struct json_t **report);
+/* The /consent sub-resource of /v1/profiles/{number}: 1 if path is one
+ * (and the request was answered), 0 to let api_event.c serve it. */
+int		 consent_http_profile(struct evhttp_request *request,
+		    const char *path);
 
 /* ===== quiet.c ===== */
 
@@ -1619,6 +1691,54 @@ size_t		 prefix_zones_row_count(void);
 void		 keyword_init(const struct config *config);
 int		 keyword_route(uint64_t mo_id, const struct mo_record *mo,
 		    const char *text);
+
+enum keyword_action {
+	KEYWORD_NONE = 0,
+	KEYWORD_OPT_OUT,
+	KEYWORD_HELP,
+	KEYWORD_CONFIRM,	/* Y: confirms a pending double opt-in only */
+	KEYWORD_OPT_IN,		/* START, UNSTOP, YES */
+};
+
+#define KEYWORD_LANGUAGE_SIZE	9
+
+/* What an inbound text says, from the words alone (no store). */
+struct keyword_match {
+	enum keyword_action action;
+	int		 confirms;	/* the word also confirms (YES) */
+	char		 language[KEYWORD_LANGUAGE_SIZE]; /* of its list */
+};
+
+/*
+ * Classifies text: a keyword alone (case, spacing, punctuation, accents
+ * and polite filler forgiven), or a clear opt-out sentence ("stop texting
+ * me", "please unsubscribe me"); see the rule atop keyword.c.
+ */
+void		 keyword_classify(const char *text, size_t length,
+		    struct keyword_match *match);
+
+enum keyword_text {
+	KEYWORD_TEXT_STOP = 0,
+	KEYWORD_TEXT_START,
+	KEYWORD_TEXT_HELP,
+	KEYWORD_TEXT_CONFIRM_REQUEST,
+	KEYWORD_TEXT_CODE,
+	KEYWORD_TEXT_COUNT
+};
+
+/* Renders a compliance text ({program}, {contact}, {frequency}, {code})
+ * for language (NULL or unknown: the default); -1 if out is too small. */
+int		 keyword_render(enum keyword_text which, const char *language,
+		    const char *code, char *out, size_t out_size);
+/* Sends it to number as a transactional SMS (so even to opted-out
+ * numbers) in this turn; from NULL: compliance.from or the link's. */
+int		 keyword_send(const char *number, const char *from,
+		    enum keyword_text which, const char *language,
+		    const char *code);
+/* The language replies to number use: its profile's if known, else
+ * fallback (a keyword's list) if known, else compliance.default_language. */
+void		 keyword_language_for(const char *number, const char *fallback,
+		    char *out, size_t out_size);
 
 /* ===== conversation.c ===== */
 
