@@ -51,7 +51,7 @@ run_case() {
 	    --token "$TOKEN" --body-file "$SCRATCH/event.json" \
 	    --first "$FIRST" --name "events.$name" \
 	    >"$SCRATCH/$name.out" 2>&1 ||
-	    fail "driver: $name: $(cat "$SCRATCH/$name.out")"
+	    fail "driver: $name: exit $?: $(cat "$SCRATCH/$name.out")"
 	ticks_after=$(cpu_ticks "$NUDGED_PID")
 	started=$(($(metric nudge_journeys_started_total) - started_before))
 	stop_nudged

@@ -57,7 +57,7 @@ memory empty
     --requests "$requests" --batch "$BATCH" --path /v1/events \
     --token "$TOKEN" --body-file "$SCRATCH/event.json" --first "$FIRST" \
     --name journeys.create >"$SCRATCH/create.out" 2>&1 ||
-    fail "driver: $(cat "$SCRATCH/create.out")"
+    fail "driver: exit $?: $(cat "$SCRATCH/create.out")"
 cat "$SCRATCH/create.out"
 started=$(metric nudge_journeys_started_total)
 [ "$started" = "$JOURNEYS" ] ||

@@ -44,10 +44,13 @@ bench_config() {
 	} >"$file"
 }
 
-# stop_nudged: SIGTERM and wait (the last commit can take a while).
+# stop_nudged: SIGTERM and wait (the last commit can take a while). The
+# PID leaves PIDS: pids wrap in minutes here, and the exit cleanup must not
+# signal whoever gets this number next.
 stop_nudged() {
 	stop_pid "$NUDGED_PID" 60
 	[ "$STOP_STATUS" = 0 ] || fail "nudged did not stop cleanly ($STOP_STATUS)"
+	PIDS=$(echo " $PIDS " | sed "s/ $NUDGED_PID / /g")
 	rm -rf "$DATA_DIR"
 }
 

@@ -847,6 +847,14 @@ driver_timeout(evutil_socket_t fd, short what, void *arg)
 	driver_abort(arg, "timeout");
 }
 
+/* SIGINT / SIGTERM: stop, and still report what was measured. */
+static void
+driver_interrupted(evutil_socket_t signal_number, short what, void *arg)
+{
+	driver_abort(arg, signal_number == SIGINT ? "interrupted (SIGINT)"
+						  : "interrupted (SIGTERM)");
+}
+
 static void
 usage(FILE *out)
 {
@@ -1004,6 +1012,7 @@ main(int argc, char **argv)
 	struct driver driver;
 	struct event_config *event_config;
 	struct event *timeout_event = NULL;
+	struct event *signal_events[2] = {NULL, NULL};
 	struct timeval timeout;
 	double cpu_before, wall_seconds;
 	uint64_t finished_ns;
@@ -1014,6 +1023,8 @@ main(int argc, char **argv)
 	if (parse_options(argc, argv, &driver.options) == -1)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
+	/* Lines reach a file as they are printed, even if killed later. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	driver.address.sin_family = AF_INET;
 	driver.address.sin_port = htons((uint16_t)driver.options.port);
 	if (inet_pton(AF_INET, driver.options.host, &driver.address.sin_addr) !=
@@ -1070,6 +1081,14 @@ main(int argc, char **argv)
 	timeout_event = evtimer_new(driver.base, driver_timeout, &driver);
 	if (timeout_event == NULL || evtimer_add(timeout_event, &timeout) == -1)
 		goto done;
+	signal_events[0] =
+	    evsignal_new(driver.base, SIGINT, driver_interrupted, &driver);
+	signal_events[1] =
+	    evsignal_new(driver.base, SIGTERM, driver_interrupted, &driver);
+	if (signal_events[0] == NULL || signal_events[1] == NULL ||
+	    evsignal_add(signal_events[0], NULL) == -1 ||
+	    evsignal_add(signal_events[1], NULL) == -1)
+		goto done;
 	if (driver.options.rate > 0)
 		driver.pace_interval_ns = (uint64_t)(1e9 / driver.options.rate);
 	cpu_before = cpu_seconds();
@@ -1098,6 +1117,9 @@ done:
 		}
 	if (timeout_event != NULL)
 		event_free(timeout_event);
+	for (i = 0; i < 2; i++)
+		if (signal_events[i] != NULL)
+			event_free(signal_events[i]);
 	if (driver.base != NULL)
 		event_base_free(driver.base);
 	free(driver.connections);
