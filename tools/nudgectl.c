@@ -9,11 +9,13 @@
  * and link modules need the running daemon and are never called. Phone
  * numbers are masked in every output, text and JSON alike.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,7 @@ static int run_stats(const struct target *, int, char **);
 static int run_message(const struct target *, int, char **);
 static int run_subscriber(const struct target *, int, char **);
 static int run_rules_check(const struct target *, int, char **);
+static int run_consent_import(const struct target *, int, char **);
 static int run_conversations(const struct target *, int, char **);
 static int receipt_matches(const struct tail_options *, const void *, size_t);
 static void receipt_print(
@@ -125,6 +128,7 @@ static const struct command commands[] = {
     {"message", NULL, "id [--json]", run_message},
     {"subscriber", NULL, "number [--json] [-n count]", run_subscriber},
     {"conversations", NULL, "[--json] [--all]", run_conversations},
+    {"consent", "import", "[--json] file.csv", run_consent_import},
     {"rules", "check", "[--max-parts n] [--preview] [path ...]",
 	run_rules_check},
 };
@@ -2562,6 +2566,210 @@ run_rules_check(const struct target *target, int argc, char **argv)
 	if (fflush(stdout) == EOF || ferror(stdout))
 		return 1;
 	return status;
+}
+
+/* ---- consent import ------------------------------------------------------ */
+
+#define CONSENT_IMPORT_MAX_FILE (64 * 1024 * 1024)
+
+/* Reads a whole file into memory; NULL on failure (said on stderr). */
+static char *
+read_whole_file(const char *path, size_t *length)
+{
+	FILE *file;
+	char *data = NULL;
+	long size;
+
+	if ((file = fopen(path, "rb")) == NULL) {
+		fprintf(stderr, "nudgectl: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(file, 0, SEEK_END) == -1 || (size = ftell(file)) < 0 ||
+	    size > CONSENT_IMPORT_MAX_FILE || fseek(file, 0, SEEK_SET) == -1) {
+		fprintf(
+		    stderr, "nudgectl: %s: unreadable or over 64 MB\n", path);
+		goto done;
+	}
+	if ((data = malloc((size_t)size + 1)) == NULL ||
+	    fread(data, 1, (size_t)size, file) != (size_t)size) {
+		fprintf(stderr, "nudgectl: %s: read failed\n", path);
+		free(data);
+		data = NULL;
+		goto done;
+	}
+	data[size] = '\0';
+	*length = (size_t)size;
+done:
+	fclose(file);
+	return data;
+}
+
+/*
+ * POSTs body to nudged's HTTP API (HTTP/1.0, one request per connection)
+ * and returns the status; *reply gets the response body (free it). -1 if
+ * nudged could not be reached.
+ */
+static int
+http_post(const struct config *config, const char *path,
+    const char *content_type, const char *body, size_t length, char **reply)
+{
+	struct addrinfo hints, *addresses = NULL, *address;
+	char port[8], *head = NULL, *response = NULL, *grown, *separator;
+	size_t used = 0, capacity = 0;
+	ssize_t n;
+	int fd = -1, status = -1, head_length;
+
+	*reply = NULL;
+	snprintf(
+	    port, sizeof(port), "%u", (unsigned int)config->http_listen.port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(config->http_listen.host, port, &hints, &addresses) !=
+	    0)
+		goto done;
+	for (address = addresses; address != NULL; address = address->ai_next) {
+		if ((fd = socket(address->ai_family, address->ai_socktype,
+			 address->ai_protocol)) == -1)
+			continue;
+		if (connect(fd, address->ai_addr, address->ai_addrlen) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd == -1)
+		goto done;
+	head_length = asprintf(&head,
+	    "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\n%s%s%s\r\n",
+	    path, config->http_listen.host, content_type, length,
+	    config->http_api_token[0] != '\0' ? "Authorization: Bearer " : "",
+	    config->http_api_token,
+	    config->http_api_token[0] != '\0' ? "\r\n" : "");
+	if (head_length < 0) {
+		head = NULL;
+		goto done;
+	}
+	if (write(fd, head, (size_t)head_length) != head_length ||
+	    write(fd, body, length) != (ssize_t)length)
+		goto done;
+	for (;;) {
+		if (capacity - used < 4096) {
+			capacity = capacity * 2 + 8192;
+			if ((grown = realloc(response, capacity + 1)) == NULL)
+				goto done;
+			response = grown;
+		}
+		if ((n = read(fd, response + used, capacity - used)) <= 0)
+			break;
+		used += (size_t)n;
+	}
+	if (response == NULL)
+		goto done;
+	response[used] = '\0';
+	if (sscanf(response, "HTTP/%*d.%*d %d", &status) != 1 ||
+	    (separator = strstr(response, "\r\n\r\n")) == NULL) {
+		status = -1;
+		goto done;
+	}
+	*reply = strdup(separator + 4);
+done:
+	if (fd != -1)
+		close(fd);
+	if (addresses != NULL)
+		freeaddrinfo(addresses);
+	free(head);
+	free(response);
+	return status;
+}
+
+/*
+ * consent import FILE: the daemon holds the store for writing, so the CSV
+ * goes to POST /v1/consent/import; it checks every row and applies all of
+ * them in one commit or none. Prints the report; 0 if applied, else 1.
+ */
+static int
+run_consent_import(const struct target *target, int argc, char **argv)
+{
+	static const struct option long_options[] = {
+	    {"json", no_argument, NULL, OPTION_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct config *config = NULL;
+	json_t *report = NULL, *error;
+	char *data = NULL, *reply = NULL;
+	size_t length = 0, i;
+	int option, json = 0, errors = 0, status, result = 1;
+
+	optind = 0;
+	while (
+	    (option = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		switch (option) {
+		case OPTION_JSON:
+			json = 1;
+			break;
+		case 'h':
+			printf("usage: nudgectl consent import [--json] "
+			       "file.csv\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: nudgectl consent import "
+					"[--json] file.csv\n");
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr,
+		    "usage: nudgectl consent import [--json] file.csv\n");
+		return 2;
+	}
+	if ((config = config_load(target->config_path, &errors)) == NULL) {
+		fprintf(stderr, "nudgectl: %s: %d error%s\n",
+		    target->config_path, errors, errors == 1 ? "" : "s");
+		return 1;
+	}
+	if ((data = read_whole_file(argv[optind], &length)) == NULL)
+		goto done;
+	status = http_post(
+	    config, "/v1/consent/import", "text/csv", data, length, &reply);
+	if (status == -1) {
+		fprintf(stderr, "nudgectl: nudged at %s:%u did not answer\n",
+		    config->http_listen.host,
+		    (unsigned int)config->http_listen.port);
+		goto done;
+	}
+	if (json) {
+		printf("%s\n", reply != NULL ? reply : "");
+		result = status == 200 ? 0 : 1;
+		goto done;
+	}
+	report = reply != NULL ? json_loads(reply, 0, NULL) : NULL;
+	if (report == NULL || json_object_get(report, "accepted") == NULL) {
+		fprintf(stderr, "nudgectl: HTTP %d: %s\n", status,
+		    reply != NULL ? reply : "");
+		goto done;
+	}
+	json_array_foreach(json_object_get(report, "errors"), i, error)
+	    printf("line %" JSON_INTEGER_FORMAT ": %s: %s\n",
+		json_integer_value(json_object_get(error, "line")),
+		json_string_value(json_object_get(error, "field")),
+		json_string_value(json_object_get(error, "reason")));
+	printf("%" JSON_INTEGER_FORMAT " rows accepted, %" JSON_INTEGER_FORMAT
+	       " rejected: %s\n",
+	    json_integer_value(json_object_get(report, "accepted")),
+	    json_integer_value(json_object_get(report, "rejected")),
+	    json_is_true(json_object_get(report, "applied"))
+		? "all applied"
+		: "nothing applied");
+	result = status == 200 ? 0 : 1;
+done:
+	json_decref(report);
+	free(reply);
+	free(data);
+	config_free(config);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return 1;
+	return result;
 }
 
 /* ---- main ---------------------------------------------------------------- */
