@@ -2371,8 +2371,7 @@ daemon_now(struct store *store)
 	uint64_t now_us;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	now_us = (uint64_t)now.tv_sec * 1000000 +
-		 (uint64_t)now.tv_nsec / 1000;
+	now_us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 	if (store_get(store, STORE_DB_META, TEST_CLOCK_KEY,
 		sizeof(TEST_CLOCK_KEY) - 1, &value, &length) == STORE_OK &&
 	    length == 8)
@@ -2389,20 +2388,20 @@ conversation_print(
 	char expires[TIME_TEXT_SIZE];
 
 	if (json) {
-		print_json_line(json_pack(
-		    "{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:b}", "number",
-		    json_masked(record->number), "conversation",
-		    record->conversation, "flow", record->flow_id, "step",
-		    json_uint(record->step), "journey",
-		    json_uint(record->journey_id), "opened", json_time(record->opened_us), "expires",
-		    json_time(record->expires_us), "reprompted",
-		    record->reprompted != 0, "expired", expired));
+		print_json_line(
+		    json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:b}",
+			"number", json_masked(record->number), "conversation",
+			record->conversation, "flow", record->flow_id, "step",
+			json_uint(record->step), "journey",
+			json_uint(record->journey_id), "opened",
+			json_time(record->opened_us), "expires",
+			json_time(record->expires_us), "reprompted",
+			record->reprompted != 0, "expired", expired));
 		return;
 	}
 	printf("%-16s %-20s %-24s %-8s %-24s %-24s %s\n",
 	    log_mask_number(record->number, masked, sizeof(masked)),
-	    record->conversation, record->flow_id,
-	    expired ? "expired" : "open",
+	    record->conversation, record->flow_id, expired ? "expired" : "open",
 	    time_text(record->opened_us, opened, sizeof(opened)),
 	    time_text(record->expires_us, expires, sizeof(expires)),
 	    record->reprompted ? "yes" : "no");
@@ -2460,13 +2459,13 @@ run_conversations(const struct target *target, int argc, char **argv)
 	if (result == STORE_OK) {
 		if (!json)
 			printf("%-16s %-20s %-24s %-8s %-24s %-24s %s\n",
-			    "NUMBER", "CONVERSATION", "FLOW", "STATE",
-			    "OPENED", "EXPIRES", "REPROMPTED");
+			    "NUMBER", "CONVERSATION", "FLOW", "STATE", "OPENED",
+			    "EXPIRES", "REPROMPTED");
 		for (result = store_cursor_seek(cursor, "", 0, &key,
 			 &key_length, &value, &value_length);
 		     result == STORE_OK;
-		     result = store_cursor_next(cursor, &key, &key_length,
-			 &value, &value_length)) {
+		     result = store_cursor_next(
+			 cursor, &key, &key_length, &value, &value_length)) {
 			if (value_length != sizeof(record))
 				continue;
 			memcpy(&record, value, sizeof(record));
