@@ -230,6 +230,16 @@ static struct keyword_language keyword_languages[KEYWORD_LANGUAGES_MAX];
 static size_t keyword_language_count;
 static struct metric *metric_actions[KEYWORD_OPT_IN + 1];
 
+/* Copies text into out, cut to fit (names and codes: cutting is fine). */
+static void
+keyword_copy(char *out, size_t size, const char *text)
+{
+	size_t length = strnlen(text, size - 1);
+
+	memcpy(out, text, length);
+	out[length] = '\0';
+}
+
 /* The ASCII letter a Latin-1 supplement letter (after 0xC3) folds to. */
 static char
 keyword_fold_latin1(unsigned char second)
@@ -404,9 +414,8 @@ keyword_opt_out_sentence(
 				KEYWORD_IN(keyword_unambiguous, tokens[at])) ||
 			    (at + used < count && KEYWORD_IN(keyword_messaging,
 						      tokens[at + used]))) {
-				snprintf(match->language,
-				    sizeof(match->language), "%s",
-				    language->name);
+				keyword_copy(match->language,
+				    sizeof(match->language), language->name);
 				return 1;
 			}
 			break;
@@ -436,8 +445,8 @@ keyword_classify(const char *text, size_t length, struct keyword_match *match)
 			if (keyword_all_of(&keyword_languages[l],
 				(enum keyword_list)list, core, count)) {
 				match->action = keyword_list_actions[list];
-				snprintf(match->language,
-				    sizeof(match->language), "%s",
+				keyword_copy(match->language,
+				    sizeof(match->language),
 				    keyword_languages[l].name);
 				goto found;
 			}
@@ -481,8 +490,8 @@ keyword_language_for(
 	char primary[KEYWORD_LANGUAGE_SIZE];
 	const char *name = NULL;
 
-	snprintf(
-	    out, out_size, "%s", keyword_config->compliance_default_language);
+	keyword_copy(
+	    out, out_size, keyword_config->compliance_default_language);
 	if (profile_load(number, &profile) == STORE_OK) {
 		value = json_object_get(profile.attributes, "language");
 		if (json_is_string(value)) {
@@ -494,13 +503,13 @@ keyword_language_for(
 				name = primary;
 		}
 		if (name != NULL)
-			snprintf(out, out_size, "%s", name);
+			keyword_copy(out, out_size, name);
 		profile_release(&profile);
 		if (name != NULL)
 			return;
 	}
 	if (keyword_find_language(fallback) != NULL)
-		snprintf(out, out_size, "%s", fallback);
+		keyword_copy(out, out_size, fallback);
 }
 
 int
@@ -642,7 +651,7 @@ keyword_language_slot(const char *name)
 		return NULL;
 	language = &keyword_languages[keyword_language_count++];
 	memset(language, 0, sizeof(*language));
-	snprintf(language->name, sizeof(language->name), "%s", name);
+	keyword_copy(language->name, sizeof(language->name), name);
 	return language;
 }
 
