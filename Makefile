@@ -88,6 +88,7 @@ NUDGE_SRCS := \
 	src/webhook.c \
 	src/quiet.c \
 	src/prefix_zones.c \
+	src/policy.c \
 	src/daemon.c
 
 NUDGED_MAIN	:= src/nudged.c

@@ -322,6 +322,9 @@ api_message_get(struct evhttp_request *request, void *arg)
 	    api_message_time(message.expires_us), "parts", parts, "history",
 	    history);
 	free(text);
+	if (body != NULL && message.not_before_us != 0)
+		json_object_set_new(body, "not_before",
+		    api_message_time(message.not_before_us));
 	if (body == NULL) {
 		http_reply_error(request, 500, "encoding_failed",
 		    "the message could not be shown as JSON");

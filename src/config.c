@@ -35,12 +35,6 @@
 		    minimum, maximum, choices, def, help                       \
 	}
 
-#define QUIET_KEY(name, field, maximum, help)                              \
-	{                                                                  \
-		"quiet", name, CONFIG_STRING, offsetof(struct config_quiet, field), \
-		    0, maximum, NULL, "", help                             \
-	}
-
 #define LANGUAGE_KEY(name, field, maximum, help)                          \
 	{                                                                  \
 		"language", name, CONFIG_STRING,                           \
@@ -151,6 +145,17 @@ static const struct config_key config_key_table[] = {
 	NULL, "", "PEM certificate chain of the TLS listener."),
     KEY("smpp", "tls_key", CONFIG_STRING, smpp_tls_key, 0, 4096, NULL, "",
 	"PEM private key of the TLS listener."),
+    KEY("policy", "smart_sending_window", CONFIG_DURATION,
+	policy_smart_window_us, 0, 30 * 86400 * DURATION_SECOND, NULL, "24h",
+	"Skip a marketing SMS to a number that got one this recently "
+	"(0: off); flows may turn it off per step."),
+    KEY("policy", "frequency_cap", CONFIG_INTEGER, policy_cap_count, 0,
+	POLICY_SENDS_KEPT, NULL, "0",
+	"At most this many marketing SMS per number per frequency_period "
+	"(0: no cap)."),
+    KEY("policy", "frequency_period", CONFIG_DURATION, policy_cap_period_us,
+	60 * DURATION_SECOND, 30 * 86400 * DURATION_SECOND, NULL, "24h",
+	"The period of frequency_cap."),
     KEY("outbox", "default_validity", CONFIG_DURATION, outbox_validity_us,
 	60 * DURATION_SECOND, 7 * 86400 * DURATION_SECOND, NULL, "24h",
 	"How long a message may wait to be sent when the request names "
@@ -294,13 +299,6 @@ static const struct config_key config_key_table[] = {
     ACCOUNT_KEY("deliver_retry_max", CONFIG_DURATION, deliver_retry_max_us,
 	10000, 86400 * DURATION_SECOND, NULL, "5m",
 	"Longest retry delay of a deliver_sm."),
-    QUIET_KEY("window", window, 11,
-	"This country's local window, \"08:00-22:00\"; empty: "
-	"nudged.quiet_window. The section's name is an ISO 3166 code "
-	"(FR): it applies to numbers with that calling code."),
-    QUIET_KEY("days", days, 40,
-	"Days it applies, \"mon-sat\" (no Sundays); empty: "
-	"nudged.quiet_days."),
     LANGUAGE_KEY("opt_out_words", opt_out_words, 190,
 	"Comma-separated words that opt out (STOP, ...)."),
     LANGUAGE_KEY("opt_in_words", opt_in_words, 190,

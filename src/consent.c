@@ -170,8 +170,18 @@ consent_get(const char *number)
 {
 	struct consent_record record;
 
-	/* A store error reads as NEVER; marketing is still refused by the
-	 * opt-out list, which treats an unsure lookup as opted out. */
+	/*
+	 * The opt-out list is the authority for "no marketing" (it may be
+	 * set by the API, or later replicated from another node): a listed
+	 * number reads as UNSUBSCRIBED whatever its consent record says. A
+	 * store error reads as NEVER, and the list treats an unsure lookup
+	 * as opted out, so marketing is refused either way.
+	 */
+	if (optout_is_opted_out(number))
+		return consent_get_record(number, &record) == STORE_OK &&
+			record.state == CONSENT_PENDING ?
+		    CONSENT_PENDING :
+		    CONSENT_UNSUBSCRIBED;
 	consent_get_record(number, &record);
 	return (enum consent_state)record.state;
 }

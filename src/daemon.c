@@ -244,6 +244,7 @@ daemon_finish(void)
 		exit_status = 1;
 	http_stop();
 	flow_free();
+	quiet_free();
 	server_free();
 	outbox_free();
 	timer_shutdown();
@@ -420,6 +421,8 @@ daemon_start(struct config *config, int foreground)
 	daemon_on_shutdown(server_shutdown_begin, server_shutdown_done, NULL);
 	api_event_init(config);
 	flow_init(gateway->base, config);
+	quiet_init(config);
+	policy_init(config);
 	conversation_init(config);
 	consent_init(config);
 	keyword_init(config);

@@ -410,9 +410,8 @@ flow_condition_holds(const struct flow_condition *condition,
 		return flow_value_matches(json_object_get(profile->attributes,
 		    "language"), condition);
 	case FLOW_SUBJECT_CONSENT:
-		/* Until the consent lifecycle: opted out, or subscribed. */
-		value = json_string(optout_is_opted_out(profile->number) ?
-		    "unsubscribed" : "subscribed");
+		value = json_string(consent_strstate(consent_get(
+		    profile->number)));
 		result = flow_value_matches(value, condition);
 		json_decref(value);
 		return result;
@@ -628,17 +627,39 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 	struct outbox_request request;
 	struct outbox_accepted accepted;
 	char *rendered, origin[OUTBOX_ORIGIN_SIZE], reason[256];
-	const char *field, *language;
+	const char *field, *language, *zone;
 	size_t length;
+	enum policy_verdict verdict = POLICY_SEND;
+	enum policy_reason policy_reason = POLICY_REASON_NONE;
+	uint64_t not_before_us = 0;
+	unsigned int flags = 0;
 
+	snprintf(origin, sizeof(origin), "flow:%s", flow->id);
 	/* One SMS per abandonment episode, within 48 h of the trigger. */
 	if (flow->kind == FLOW_KIND_ABANDONMENT && (record->sms_sent > 0 ||
 	    now_us > record->trigger_time_us + FLOW_ABANDONMENT_WINDOW_US)) {
 		metrics_add(metric_skipped, 1);
-		log_info(id, "flow", "sms-skipped", "flow=%s step=%s reason=%s",
-		    flow->id, step->id, record->sms_sent > 0 ?
-		    "abandonment-limit" : "48h-passed");
+		policy_record_decision(profile->number, POLICY_SKIP,
+		    record->sms_sent > 0 ? POLICY_REASON_ABANDONMENT_LIMIT :
+		    POLICY_REASON_ABANDONMENT_48H, 0, id, 0, origin, step->id);
 		return;
+	}
+	/* Marketing passes consent, smart sending, caps and quiet hours. */
+	zone = json_string_value(json_object_get(profile->attributes,
+	    "timezone"));
+	if (step->sms.message_class == OUTBOX_CLASS_MARKETING) {
+		if (!step->sms.quiet_hours)
+			flags |= POLICY_SKIP_QUIET_HOURS;
+		if (!step->sms.smart_sending)
+			flags |= POLICY_SKIP_SMART_SENDING;
+		verdict = policy_check(profile->number, zone, flags, 0, now_us,
+		    &not_before_us, &policy_reason);
+		if (verdict == POLICY_SKIP) {
+			metrics_add(metric_skipped, 1);
+			policy_record_decision(profile->number, POLICY_SKIP,
+			    policy_reason, 0, id, 0, origin, step->id);
+			return;
+		}
 	}
 	language = json_string_value(json_object_get(profile->attributes,
 	    "language"));
@@ -654,8 +675,11 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 		return;
 	}
 	memset(&request, 0, sizeof(request));
-	snprintf(origin, sizeof(origin), "flow:%s", flow->id);
 	request.to = profile->number;
+	request.zone = zone;
+	/* Checked above; a deferral travels as not_before. */
+	request.policy_flags = flags | POLICY_SKIP_QUIET_HOURS;
+	request.not_before_us = verdict == POLICY_DEFER ? not_before_us : 0;
 	request.text = rendered;
 	request.text_length = length;
 	request.message_class = (enum outbox_class)step->sms.message_class;
@@ -854,6 +878,7 @@ flow_exit_journeys(const struct profile *profile, const char *metric,
 	size_t key_length, value_length, digits_length = strlen(digits);
 	size_t count = 0, i, j;
 	uint64_t ids[256];
+	char origin[OUTBOX_ORIGIN_SIZE];
 	json_t *event;
 	enum store_result result;
 
@@ -886,6 +911,9 @@ flow_exit_journeys(const struct profile *profile, const char *metric,
 			metrics_add(metric_exited, 1);
 			log_info(ids[i], "flow", "journey-exited",
 			    "flow=%s metric=\"%s\"", flow->id, metric);
+			snprintf(origin, sizeof(origin), "flow:%s", flow->id);
+			policy_record_decision(profile->number, POLICY_SKIP,
+			    POLICY_REASON_EXITED, 0, ids[i], 0, origin, metric);
 			break;
 		}
 		json_decref(event);

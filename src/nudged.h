@@ -225,11 +225,6 @@ struct config {
 	int64_t		 outbox_max_parts;
 	uint64_t	 outbox_receipt_hold_us;
 	uint64_t	 outbox_mo_timeout_us;
-	/* quiet hours (quiet.c): [nudged] quiet_* */
-	int		 quiet_enabled;
-	char		*quiet_window;
-	char		*quiet_days;
-	char		*quiet_fallback_zone;
 	/* [compliance] (consent.c, keyword.c) */
 	char		*compliance_program_name;
 	char		*compliance_contact;
@@ -240,18 +235,26 @@ struct config {
 	uint64_t	 compliance_code_expiry_us;
 	int64_t		 compliance_code_attempts;
 	int		 compliance_stop_to_esme;
+	uint64_t	 policy_smart_window_us;
+	int64_t		 policy_cap_count;
+	uint64_t	 policy_cap_period_us;
+	/* quiet hours (quiet.c): [nudged] quiet_* */
+	int		 quiet_enabled;
+	char		*quiet_window;
+	char		*quiet_days;
+	char		*quiet_fallback_zone;
 	/* [link NAME] ... */
 	struct config_link **links;
 	size_t		 link_count;
 	/* [account NAME] ... */
 	struct config_account **accounts;
 	size_t		 account_count;
-	/* [quiet CC] ... */
-	struct config_quiet **quiets;
-	size_t		 quiet_count;
 	/* [language CODE] ... */
 	struct config_language **languages;
 	size_t		 language_count;
+	/* [quiet CC] ... */
+	struct config_quiet **quiets;
+	size_t		 quiet_count;
 };
 
 /* Parses path; on failure every error was printed as "file:line: reason". */
@@ -365,6 +368,8 @@ enum store_db {
 	STORE_DB_CONSENT,	/* digits -> consent_record (current) */
 	STORE_DB_CONSENT_HISTORY,	/* digits NUL time(8 BE) -> consent_record */
 	STORE_DB_CONVERSATIONS,	/* digits -> an open conversation */
+	STORE_DB_SENDS,		/* digits -> policy_sends_record */
+	STORE_DB_DECISIONS,	/* digits NUL time(8 BE) -> policy_decision_record */
 	STORE_DB_COUNT
 };
 
@@ -471,6 +476,7 @@ enum timer_kind {
 	TIMER_KIND_MO_REASSEMBLY,	/* reassembly key: parts still missing */
 	TIMER_KIND_ESME_DELIVER,	/* server.c: retry or expire a deliver_sm */
 	TIMER_KIND_JOURNEY,		/* journey id: its delay is over */
+	TIMER_KIND_OUTBOX_WAKE,		/* message id: its deferral is over */
 	TIMER_KIND_WEBHOOK,		/* webhook.c: URL + body + attempt */
 	TIMER_KIND_COUNT
 };
@@ -638,6 +644,7 @@ enum outbox_reason {
 	OUTBOX_REASON_SIBLING_REJECTED,	/* another part was refused */
 	OUTBOX_REASON_CANCELLED,	/* cancel_sm before it was sent */
 	OUTBOX_REASON_NOT_ENCODABLE,	/* the link can never send it */
+	OUTBOX_REASON_DEFERRED,		/* quiet hours: waits until not_before */
 	OUTBOX_REASON_COUNT
 };
 
@@ -676,6 +683,7 @@ struct outbox_message_record {
 	uint64_t	 created_us;
 	uint64_t	 updated_us;
 	uint64_t	 expires_us;
+	uint64_t	 not_before_us;	/* deferred (quiet hours) until then */
 	char		 to[OUTBOX_ADDRESS_SIZE];
 	char		 from[OUTBOX_ADDRESS_SIZE];
 	char		 link[OUTBOX_LINK_NAME_SIZE];
@@ -725,6 +733,9 @@ struct outbox_request {
 	uint64_t	 validity_us;	/* 0: the configured default */
 	const char	*callback_url;	/* NULL: none */
 	const char	*origin;	/* "http", "flow:ID", "esme:SYSTEM_ID" */
+	uint64_t	 not_before_us;	/* the producer deferred it (0: no) */
+	const char	*zone;		/* the profile's IANA zone, or NULL */
+	unsigned int	 policy_flags;	/* POLICY_SKIP_*: producer's checks */
 };
 
 /* What outbox_submit() decided about a request it accepted. */
@@ -1678,7 +1689,6 @@ const char	*prefix_zones_name(uint16_t zone);
 size_t		 prefix_zones_zone_count(void);
 size_t		 prefix_zones_row_count(void);
 
-
 /* ===== keyword.c ===== */
 
 /*
@@ -1792,6 +1802,85 @@ int		 conversation_route_keyword(uint64_t mo_id,
  * language (NULL: English); the number of bytes, as snprintf. */
 int		 conversation_reprompt_text(const struct flow_question *question,
 		    const char *language, char *out, size_t size);
+
+/* ===== policy.c ===== */
+
+/*
+ * The policies a marketing SMS passes before it is sent (DESIGN "Policies"):
+ * consent, smart sending, frequency caps, quiet hours. One function decides
+ * send, defer (to a time) or skip (with a reason); every decision not to
+ * send now is recorded durably per number, counted, and logged.
+ */
+enum policy_verdict {
+	POLICY_SEND = 0,
+	POLICY_DEFER,		/* quiet hours: send at *until_us */
+	POLICY_SKIP,		/* not sent at all; reason says why */
+};
+
+enum policy_reason {
+	POLICY_REASON_NONE = 0,
+	POLICY_REASON_NO_CONSENT,
+	POLICY_REASON_OPTED_OUT,
+	POLICY_REASON_QUIET_HOURS,	/* deferred */
+	POLICY_REASON_SMART_SENDING,
+	POLICY_REASON_FREQUENCY_CAP,
+	POLICY_REASON_ABANDONMENT_LIMIT,
+	POLICY_REASON_ABANDONMENT_48H,
+	POLICY_REASON_EXITED,
+	POLICY_REASON_COUNT
+};
+
+#define POLICY_SKIP_CONSENT		0x01	/* consent is not asked */
+#define POLICY_SKIP_QUIET_HOURS		0x02	/* welcome first messages */
+#define POLICY_SKIP_SMART_SENDING	0x04
+#define POLICY_SKIP_FREQUENCY_CAP	0x08
+/* What the outbox checks itself for API and ESME marketing: opt-out and
+ * quiet hours; consent, smart sending and caps are the flows' business. */
+#define POLICY_OUTBOX_FLAGS \
+	(POLICY_SKIP_CONSENT | POLICY_SKIP_SMART_SENDING | \
+	    POLICY_SKIP_FREQUENCY_CAP)
+#define POLICY_SENDS_KEPT		16
+
+/* STORE_DB_SENDS: when the number last got marketing SMS (newest last). */
+struct policy_sends_record {
+	uint8_t		 version;
+	uint8_t		 count;
+	uint8_t		 unused[6];
+	uint64_t	 times_us[POLICY_SENDS_KEPT];
+};
+
+/* STORE_DB_DECISIONS: one decision not to send now. */
+struct policy_decision_record {
+	uint8_t		 version;
+	uint8_t		 verdict;	/* enum policy_verdict */
+	uint8_t		 reason;	/* enum policy_reason */
+	uint8_t		 unused[5];
+	uint64_t	 time_us;
+	uint64_t	 until_us;	/* DEFER: when it goes */
+	uint64_t	 journey_id;	/* 0: not from a journey */
+	uint64_t	 message_id;	/* 0: no message was made */
+	char		 origin[OUTBOX_ORIGIN_SIZE];	/* "flow:ID", ... */
+	char		 step[32];	/* flow step id, or "" */
+};
+
+void		 policy_init(const struct config *config);
+/*
+ * What happens to a marketing SMS for number now. flags: POLICY_SKIP_*.
+ * smart_window_us 0 takes the configured default. zone: the profile's
+ * IANA zone or NULL.
+ */
+enum policy_verdict policy_check(const char *number, const char *zone,
+		    unsigned int flags, uint64_t smart_window_us,
+		    uint64_t now_us, uint64_t *until_us,
+		    enum policy_reason *reason);
+/* Counts a marketing SMS the number was sent (smart sending, caps). */
+void		 policy_record_send(const char *number, uint64_t now_us);
+/* Records a decision not to send now (skip or defer), in this turn. */
+void		 policy_record_decision(const char *number,
+		    enum policy_verdict verdict, enum policy_reason reason,
+		    uint64_t until_us, uint64_t journey_id, uint64_t message_id,
+		    const char *origin, const char *step);
+const char	*policy_strreason(enum policy_reason reason);
 
 /* ===== inbound.c ===== */
 

@@ -38,6 +38,7 @@ struct outbox_pending {
 	struct outbox_pending *hash_next;
 	uint64_t id;
 	uint64_t expires_us;
+	uint64_t not_before_us; /* deferred: not queued before then */
 	struct outbox_route *route;
 	struct link *link; /* sticky once a part left */
 	unsigned int part_count;
@@ -125,6 +126,7 @@ static const char *const reason_names[OUTBOX_REASON_COUNT] = {
     [OUTBOX_REASON_SIBLING_REJECTED] = "sibling-rejected",
     [OUTBOX_REASON_CANCELLED] = "cancelled",
     [OUTBOX_REASON_NOT_ENCODABLE] = "not-encodable",
+    [OUTBOX_REASON_DEFERRED] = "deferred-quiet-hours",
 };
 
 /* Final states: nothing more will happen to a part in one of them. */
@@ -672,6 +674,61 @@ outbox_part_transition(uint64_t id, struct outbox_message_record *message,
 	}
 }
 
+/*
+ * Queues a new message, or, when it is deferred, leaves it out of its
+ * route's queue (so it blocks nobody) until a wake-up row fires.
+ */
+static void
+outbox_admit(struct outbox_pending *pending, uint64_t now_us)
+{
+	uint8_t key[OUTBOX_KEY_LENGTH];
+
+	if (pending->not_before_us <= now_us) {
+		outbox_enqueue(pending, 0);
+		return;
+	}
+	store_encode_u64(key, pending->id);
+	timer_schedule(pending->not_before_us, TIMER_KIND_OUTBOX_WAKE, key,
+	    sizeof(key), NULL);
+}
+
+/* A deferral is over: the message joins its route's queue. */
+static void
+outbox_wake_timer(
+    void *arg, uint64_t timer_id, const void *payload, size_t payload_length)
+{
+	struct outbox_pending *pending;
+
+	if (payload_length != OUTBOX_KEY_LENGTH ||
+	    (pending = outbox_pending_find(store_decode_u64(payload))) ==
+		NULL ||
+	    pending->waiting_count == 0)
+		return;
+	pending->not_before_us = 0;
+	outbox_enqueue(pending, 0);
+	outbox_schedule();
+}
+
+/*
+ * The outbox's own part of the policies for marketing (the producer may
+ * have done more): quiet hours defer it, unless the producer deferred it
+ * already or said quiet hours do not apply. Returns the not-before time.
+ */
+static uint64_t
+outbox_marketing_deferral(const char *to, const char *zone,
+    uint64_t producer_not_before_us, unsigned int policy_flags,
+    uint64_t now_us)
+{
+	uint64_t allowed_us = 0;
+
+	if (producer_not_before_us > now_us)
+		return producer_not_before_us;
+	if ((policy_flags & POLICY_SKIP_QUIET_HOURS) ||
+	    quiet_check(to, zone, now_us, &allowed_us) == 0)
+		return 0;
+	return allowed_us > now_us ? allowed_us : 0;
+}
+
 /* Indexes a message under its destination: digits NUL id, for nudgectl. */
 static enum store_result
 outbox_index_number(const char *to, uint64_t id)
@@ -902,6 +959,10 @@ outbox_submit(const struct outbox_request *request,
 	}
 
 	memset(&message, 0, sizeof(message));
+	if (request->message_class == OUTBOX_CLASS_MARKETING)
+		message.not_before_us = outbox_marketing_deferral(to,
+		    request->zone, request->not_before_us,
+		    request->policy_flags, now_us);
 	message.version = OUTBOX_RECORD_VERSION;
 	message.state = OUTBOX_QUEUED;
 	message.message_class = (uint8_t)request->message_class;
@@ -909,10 +970,11 @@ outbox_submit(const struct outbox_request *request,
 	message.part_count = (uint8_t)split.count;
 	message.part_states[OUTBOX_QUEUED] = (uint8_t)split.count;
 	message.created_us = message.updated_us = now_us;
+	/* Validity counts from when it may go: a deferral does not eat it. */
 	message.expires_us =
-	    now_us + (request->validity_us != 0
-			     ? request->validity_us
-			     : outbox_config->outbox_validity_us);
+	    (message.not_before_us > now_us ? message.not_before_us : now_us) +
+	    (request->validity_us != 0 ? request->validity_us
+				       : outbox_config->outbox_validity_us);
 	snprintf(message.to, sizeof(message.to), "%s", to);
 	if (request->from != NULL)
 		snprintf(
@@ -923,6 +985,9 @@ outbox_submit(const struct outbox_request *request,
 	message.callback_length = (uint16_t)callback_length;
 	outbox_history_add(
 	    &message, now_us, OUTBOX_QUEUED, 0, OUTBOX_REASON_ACCEPTED, 0);
+	if (message.not_before_us != 0)
+		outbox_history_add(&message, now_us, OUTBOX_QUEUED, 0,
+		    OUTBOX_REASON_DEFERRED, 0);
 
 	record =
 	    malloc(sizeof(message) + request->text_length + callback_length);
@@ -963,11 +1028,19 @@ outbox_submit(const struct outbox_request *request,
 
 	pending = outbox_pending_add(id);
 	pending->expires_us = message.expires_us;
+	pending->not_before_us = message.not_before_us;
 	pending->route = route;
 	pending->part_count = (unsigned int)split.count;
 	for (i = 1; i <= split.count; i++)
 		outbox_waiting_set(pending, (unsigned int)i, 1);
-	outbox_enqueue(pending, 0);
+	outbox_admit(pending, now_us);
+	if (request->message_class == OUTBOX_CLASS_MARKETING) {
+		policy_record_send(to, now_us);
+		if (message.not_before_us != 0)
+			policy_record_decision(to, POLICY_DEFER,
+			    POLICY_REASON_QUIET_HOURS, message.not_before_us,
+			    0, id, message.origin, NULL);
+	}
 	metrics_add(metric_accepted, 1);
 	accepted->id = id;
 	accepted->parts = (unsigned int)split.count;
@@ -1063,6 +1136,9 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	text_length = outbox_display_text(request, text, sizeof(text));
 
 	memset(&message, 0, sizeof(message));
+	if (request->message_class == OUTBOX_CLASS_MARKETING)
+		message.not_before_us = outbox_marketing_deferral(
+		    digits, NULL, 0, 0, now_us);
 	message.version = OUTBOX_RECORD_VERSION;
 	message.state = OUTBOX_QUEUED;
 	message.message_class = (uint8_t)request->message_class;
@@ -1071,9 +1147,9 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	message.part_states[OUTBOX_QUEUED] = 1;
 	message.created_us = message.updated_us = now_us;
 	message.expires_us =
-	    now_us + (request->validity_us != 0
-			     ? request->validity_us
-			     : outbox_config->outbox_validity_us);
+	    (message.not_before_us > now_us ? message.not_before_us : now_us) +
+	    (request->validity_us != 0 ? request->validity_us
+				       : outbox_config->outbox_validity_us);
 	snprintf(message.to, sizeof(message.to), "%s", request->to);
 	snprintf(message.from, sizeof(message.from), "%s",
 	    request->from != NULL ? request->from : "");
@@ -1123,8 +1199,16 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	pending->expires_us = message.expires_us;
 	pending->route = route;
 	pending->part_count = 1;
+	pending->not_before_us = message.not_before_us;
 	outbox_waiting_set(pending, 1, 1);
-	outbox_enqueue(pending, 0);
+	outbox_admit(pending, now_us);
+	if (request->message_class == OUTBOX_CLASS_MARKETING) {
+		policy_record_send(digits, now_us);
+		if (message.not_before_us != 0)
+			policy_record_decision(digits, POLICY_DEFER,
+			    POLICY_REASON_QUIET_HOURS, message.not_before_us,
+			    0, id, message.origin, NULL);
+	}
 	metrics_add(metric_accepted, 1);
 	*id_out = id;
 	outbox_schedule();
@@ -1884,7 +1968,10 @@ outbox_recover(void)
 			outbox_pending_remove(pending);
 			continue;
 		}
-		outbox_enqueue(pending, 0);
+		/* A deferred message waits for its wake-up row (still there). */
+		pending->not_before_us = message.not_before_us;
+		if (message.not_before_us <= now_us)
+			outbox_enqueue(pending, 0);
 		requeued++;
 	}
 	free(keys);
@@ -1933,6 +2020,7 @@ outbox_init(struct event_base *base, const struct config *config)
 			    metrics_counter("nudge_outbox_other_total", NULL,
 				"Transitions counted nowhere else.");
 	timer_register(TIMER_KIND_OUTBOX_EXPIRY, outbox_expiry_timer, NULL);
+	timer_register(TIMER_KIND_OUTBOX_WAKE, outbox_wake_timer, NULL);
 	receipt_init(config);
 	mo_init(config);
 	callback_init(base);

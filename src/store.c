@@ -59,6 +59,8 @@ static const char *const db_names[STORE_DB_COUNT] = {
     [STORE_DB_CONSENT] = "consent",
     [STORE_DB_CONSENT_HISTORY] = "consent-history",
     [STORE_DB_CONVERSATIONS] = "conversations",
+    [STORE_DB_SENDS] = "sends",
+    [STORE_DB_DECISIONS] = "decisions",
 };
 
 /* enum store_sequence -> META key holding the end of its reserved block. */

@@ -7,13 +7,20 @@ NUDGED=${NUDGED:-$BUILD/nudged}
 SCRATCH=$(mktemp -d /tmp/nudge-it-XXXXXX)
 PIDS=""
 
+# ours PID: true while PID is still a child of this shell (a PID that
+# exited may have been reused by a stranger: never signal that one).
+ours() {
+	[ -r "/proc/$1/stat" ] || return 1
+	[ "$(sed 's/^.*) . \([0-9]*\) .*/\1/' "/proc/$1/stat" 2>/dev/null)" = "$$" ]
+}
+
 cleanup() {
 	for pid in $PIDS; do
-		kill -TERM "$pid" 2>/dev/null || true
+		ours "$pid" && kill -TERM "$pid" 2>/dev/null || true
 	done
 	sleep 0.2
 	for pid in $PIDS; do
-		kill -KILL "$pid" 2>/dev/null || true
+		ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
 	done
 	if [ "${KEEP_SCRATCH:-0}" = 1 ]; then
 		echo "scratch kept: $SCRATCH"
@@ -67,6 +74,9 @@ write_config() {
 [nudged]
 data_dir = $SCRATCH/var
 log_level = debug
+; Tests about other things must not depend on the hour they run at; the
+; compliance tests turn quiet hours back on.
+quiet_hours = no
 shutdown_timeout = 3s
 test_clock = yes
 [http]
@@ -236,4 +246,15 @@ start_capture() {
 	CAPTURE_PID=$!
 	PIDS="$PIDS $CAPTURE_PID"
 	wait_for 10 grep -q READY "$SCRATCH/capture.out" || fail "capture server did not start"
+}
+
+# subscribe NUMBER: records SMS consent (as a signed-up form would), so
+# marketing flows may text the number.
+subscribe() {
+	case "$1" in +*) subscribe_number=$1 ;; *) subscribe_number=+$1 ;; esac
+	code=$(curl -s -o "$SCRATCH/consent.json" -w '%{http_code}' -X PUT \
+	    -H "Authorization: Bearer $TOKEN" \
+	    --data-binary '{"state":"subscribed","source":"form","wording":"test-v1","method":"direct"}' \
+	    "http://127.0.0.1:$HTTP_PORT/v1/profiles/$subscribe_number/consent")
+	case "$code" in 2??) ;; *) fail "consent for $1: HTTP $code $(cat "$SCRATCH/consent.json")" ;; esac
 }

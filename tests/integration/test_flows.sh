@@ -33,6 +33,9 @@ add_link "$SCRATCH/nudged.conf" sim "$SIM_PORT"
 start_nudged "$SCRATCH/nudged.conf"
 wait_for 10 link_bound sim || fail "link sim never bound"
 grep -q "flow loaded file=rules/browse-abandonment.xml" "$SCRATCH/nudged.log" || fail "shipped rules not loaded"
+# Both subscribers signed up for SMS (marketing needs consent).
+subscribe +393401110001
+subscribe +393401110002
 
 # Browse abandonment: an Italian subscriber looks at shoes.
 event '{"metric":"Viewed Product","profile":{"phone_number":"+393401110001","first_name":"giulia","language":"it"},"properties":{"ProductID":"p-42","ProductName":"Sneakers Aria","Categories":["Shoes"],"URL":"https://shop.example/p/42"}}'

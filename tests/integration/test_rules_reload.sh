@@ -33,6 +33,9 @@ add_link "$SCRATCH/nudged.conf" sim "$SIM_PORT"
 start_nudged "$SCRATCH/nudged.conf"
 wait_for 10 link_bound sim || fail "link sim never bound"
 grep -q "flow loaded file=$SCRATCH/rules/demo.xml flow=reload-demo" "$SCRATCH/nudged.log" || fail "rule not loaded"
+subscribe +393401119001
+subscribe +393401119002
+subscribe +393401119003
 
 # A journey starts on version one, then the file changes under it.
 api_post /v1/events '{"metric":"Joined List","profile":{"phone_number":"+393401119001"}}'

@@ -232,6 +232,11 @@ given_profile(const char *number, const char *json)
 	assert_int_equal(profile_save(&profile), STORE_OK);
 	profile_release(&profile);
 	json_decref(object);
+	/* Marketing flows need SMS consent, as from a signed-up form. */
+	if (consent_get(number) == CONSENT_NEVER)
+		assert_int_equal(consent_set(number, CONSENT_SUBSCRIBED,
+				     CONSENT_SOURCE_FORM, "test-v1"),
+		    STORE_OK);
 	assert_int_equal(store_commit(world.store), STORE_OK);
 }
 
@@ -297,6 +302,11 @@ send_event_at(const char *number, const char *metric, const char *properties,
 	json_t *object = NULL, *journeys, *first;
 	size_t count;
 
+	/* As a signed-up form would: marketing flows need SMS consent. */
+	if (consent_get(number) == CONSENT_NEVER)
+		assert_int_equal(consent_set(number, CONSENT_SUBSCRIBED,
+				     CONSENT_SOURCE_FORM, "test-v1"),
+		    STORE_OK);
 	if (properties != NULL) {
 		object = json_loads(properties, 0, NULL);
 		assert_non_null(object);
@@ -446,6 +456,9 @@ start_gateway(void)
 	timer_init(world.base, world.store);
 	outbox_init(world.base, world.config);
 	outbox_start();
+	consent_init(world.config);
+	quiet_init(world.config);
+	policy_init(world.config);
 	flow_init(world.base, world.config);
 	assert_int_equal(store_commit(world.store), STORE_OK);
 }

@@ -439,6 +439,11 @@ group_setup(void **state)
 	outbox_init(world.base, world.config);
 	outbox_start();
 	optout_init();
+	/* Inbound SMS reach accounts through the daemon's inbound chain. */
+	consent_init(world.config);
+	keyword_init(world.config);
+	conversation_init(world.config);
+	inbound_init(world.config);
 	*state = NULL;
 	return 0;
 }
