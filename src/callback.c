@@ -35,8 +35,7 @@ callback_body(uint64_t id, const struct outbox_message_record *message)
  * the outbox holds it now (it is written by the caller in this turn).
  */
 void
-callback_message_final(uint64_t id,
-    const struct outbox_message_record *message)
+callback_message_final(uint64_t id, const struct outbox_message_record *message)
 {
 	char url[CALLBACK_URL_MAX];
 	json_t *body;
@@ -48,7 +47,8 @@ callback_message_final(uint64_t id,
 	if (webhook_post_json(url, body, id) == 0)
 		metrics_add(metric_queued, 1);
 	else
-		log_warnx(id, "callback", "refused", "reason=\"see the webhook "
+		log_warnx(id, "callback", "refused",
+		    "reason=\"see the webhook "
 		    "line above\"");
 	json_decref(body);
 }

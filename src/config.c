@@ -35,17 +35,18 @@
 		    minimum, maximum, choices, def, help                       \
 	}
 
-#define LANGUAGE_KEY(name, field, maximum, help)                          \
-	{                                                                  \
-		"language", name, CONFIG_STRING,                           \
-		    offsetof(struct config_language, field), 0, maximum,   \
-		    NULL, "", help                                         \
+#define LANGUAGE_KEY(name, field, maximum, help)                               \
+	{                                                                      \
+		"language", name, CONFIG_STRING,                               \
+		    offsetof(struct config_language, field), 0, maximum, NULL, \
+		    "", help                                                   \
 	}
 
-#define QUIET_KEY(name, field, maximum, help)                              \
-	{                                                                  \
-		"quiet", name, CONFIG_STRING, offsetof(struct config_quiet, field), \
-		    0, maximum, NULL, "", help                             \
+#define QUIET_KEY(name, field, maximum, help)                               \
+	{                                                                   \
+		"quiet", name, CONFIG_STRING,                               \
+		    offsetof(struct config_quiet, field), 0, maximum, NULL, \
+		    "", help                                                \
 	}
 
 #define DURATION_SECOND INT64_C(1000000)
@@ -85,10 +86,11 @@ static const struct config_key config_key_table[] = {
 	"Default local window [start, end) (US TCPA); [quiet CC] "
 	"sections override it per country."),
     KEY("nudged", "quiet_days", CONFIG_STRING, quiet_days, 3, 40, NULL,
-	"mon-sun", "Days the default window applies (\"mon-sat\", "
+	"mon-sun",
+	"Days the default window applies (\"mon-sat\", "
 	"\"mon-fri,sun\")."),
-    KEY("nudged", "quiet_fallback_zone", CONFIG_STRING, quiet_fallback_zone,
-	1, 64, NULL, "UTC",
+    KEY("nudged", "quiet_fallback_zone", CONFIG_STRING, quiet_fallback_zone, 1,
+	64, NULL, "UTC",
 	"Zone of numbers no prefix maps to a place (+800, +870, "
 	"+881 ...: satellite, non-geographic)."),
     KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
@@ -169,29 +171,26 @@ static const struct config_key config_key_table[] = {
     KEY("outbox", "mo_reassembly_timeout", CONFIG_DURATION,
 	outbox_mo_timeout_us, DURATION_SECOND, 86400 * DURATION_SECOND, NULL,
 	"5m", "How long the parts of a long inbound SMS wait for the rest."),
-    KEY("compliance", "program_name", CONFIG_STRING, compliance_program_name,
-	0, 40, NULL, "",
+    KEY("compliance", "program_name", CONFIG_STRING, compliance_program_name, 0,
+	40, NULL, "",
 	"{program} in compliance texts; empty: nudged.organization_name."),
-    KEY("compliance", "contact", CONFIG_STRING, compliance_contact, 0, 80,
-	NULL, "", "{contact} in the HELP answer (a phone, a mail, a URL)."),
-    KEY("compliance", "frequency", CONFIG_STRING, compliance_frequency, 0,
-	60, NULL, "Msg frequency varies",
+    KEY("compliance", "contact", CONFIG_STRING, compliance_contact, 0, 80, NULL,
+	"", "{contact} in the HELP answer (a phone, a mail, a URL)."),
+    KEY("compliance", "frequency", CONFIG_STRING, compliance_frequency, 0, 60,
+	NULL, "Msg frequency varies",
 	"{frequency} in the HELP and opt-in texts."),
-    KEY("compliance", "from", CONFIG_STRING, compliance_from, 0, 20, NULL,
-	"", "Sender of compliance replies; empty: the link's source_addr."),
+    KEY("compliance", "from", CONFIG_STRING, compliance_from, 0, 20, NULL, "",
+	"Sender of compliance replies; empty: the link's source_addr."),
     KEY("compliance", "default_language", CONFIG_STRING,
 	compliance_default_language, 2, 8, NULL, "en",
 	"Language of replies when neither profile nor keyword tells."),
-    KEY("compliance", "wording", CONFIG_STRING, compliance_wording, 0, 31,
-	NULL, "v1",
-	"Consent wording version recorded for keyword opt-ins."),
-    KEY("compliance", "code_expiry", CONFIG_DURATION,
-	compliance_code_expiry_us, 60 * DURATION_SECOND,
-	86400 * DURATION_SECOND, NULL, "10m",
+    KEY("compliance", "wording", CONFIG_STRING, compliance_wording, 0, 31, NULL,
+	"v1", "Consent wording version recorded for keyword opt-ins."),
+    KEY("compliance", "code_expiry", CONFIG_DURATION, compliance_code_expiry_us,
+	60 * DURATION_SECOND, 86400 * DURATION_SECOND, NULL, "10m",
 	"How long a smart opt-in code may be confirmed."),
-    KEY("compliance", "code_attempts", CONFIG_INTEGER,
-	compliance_code_attempts, 1, 20, NULL, "5",
-	"Wrong smart opt-in codes before the code is void."),
+    KEY("compliance", "code_attempts", CONFIG_INTEGER, compliance_code_attempts,
+	1, 20, NULL, "5", "Wrong smart opt-in codes before the code is void."),
     KEY("compliance", "stop_to_esme", CONFIG_BOOLEAN, compliance_stop_to_esme,
 	0, 1, NULL, "yes",
 	"Opt-out keywords still reach the ESME owning the destination."),
@@ -307,8 +306,8 @@ static const struct config_key config_key_table[] = {
 	"Words answered with help_reply (HELP, INFO)."),
     LANGUAGE_KEY("confirm_words", confirm_words, 190,
 	"Words that confirm a pending double opt-in (Y, YES)."),
-    LANGUAGE_KEY("stop_reply", stop_reply, 180,
-	"The one confirmation of an opt-out."),
+    LANGUAGE_KEY(
+	"stop_reply", stop_reply, 180, "The one confirmation of an opt-out."),
     LANGUAGE_KEY("start_reply", start_reply, 180,
 	"The confirmation of a (re)subscription."),
     LANGUAGE_KEY("help_reply", help_reply, 180,

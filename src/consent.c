@@ -179,9 +179,9 @@ consent_get(const char *number)
 	 */
 	if (optout_is_opted_out(number))
 		return consent_get_record(number, &record) == STORE_OK &&
-			record.state == CONSENT_PENDING ?
-		    CONSENT_PENDING :
-		    CONSENT_UNSUBSCRIBED;
+			       record.state == CONSENT_PENDING
+			   ? CONSENT_PENDING
+			   : CONSENT_UNSUBSCRIBED;
 	consent_get_record(number, &record);
 	return (enum consent_state)record.state;
 }

@@ -21,17 +21,17 @@
 #include "nudged.h"
 
 #define DAEMON_SHUTDOWN_POLL_US 20000
-#define DAEMON_TEST_CLOCK_KEY	"test-clock/offset"
+#define DAEMON_TEST_CLOCK_KEY   "test-clock/offset"
 
 struct daemon_shutdown_hook {
 	daemon_shutdown_begin_fn begin;
-	daemon_shutdown_done_fn	 is_done;
-	void			*arg;
+	daemon_shutdown_done_fn is_done;
+	void *arg;
 };
 
 struct daemon_reload_hook {
-	daemon_reload_fn	 fn;
-	void			*arg;
+	daemon_reload_fn fn;
+	void *arg;
 };
 
 static struct gateway gateway_state;
@@ -50,11 +50,11 @@ static size_t retired_config_count;
 static int exit_status;
 
 void
-daemon_on_shutdown(daemon_shutdown_begin_fn begin,
-    daemon_shutdown_done_fn is_done, void *arg)
+daemon_on_shutdown(
+    daemon_shutdown_begin_fn begin, daemon_shutdown_done_fn is_done, void *arg)
 {
-	shutdown_hooks = reallocarray(shutdown_hooks, shutdown_hook_count + 1,
-	    sizeof(*shutdown_hooks));
+	shutdown_hooks = reallocarray(
+	    shutdown_hooks, shutdown_hook_count + 1, sizeof(*shutdown_hooks));
 	if (shutdown_hooks == NULL)
 		fatal("daemon", "out-of-memory", NULL);
 	shutdown_hooks[shutdown_hook_count].begin = begin;
@@ -66,8 +66,8 @@ daemon_on_shutdown(daemon_shutdown_begin_fn begin,
 void
 daemon_on_reload(daemon_reload_fn fn, void *arg)
 {
-	reload_hooks = reallocarray(reload_hooks, reload_hook_count + 1,
-	    sizeof(*reload_hooks));
+	reload_hooks = reallocarray(
+	    reload_hooks, reload_hook_count + 1, sizeof(*reload_hooks));
 	if (reload_hooks == NULL)
 		fatal("daemon", "out-of-memory", NULL);
 	reload_hooks[reload_hook_count].fn = fn;
@@ -105,8 +105,7 @@ daemon_write_pid_file(const struct config *config)
 	if (config->pid_file[0] != '\0')
 		snprintf(path, sizeof(path), "%s", config->pid_file);
 	else
-		snprintf(path, sizeof(path), "%s/nudged.pid",
-		    config->data_dir);
+		snprintf(path, sizeof(path), "%s/nudged.pid", config->data_dir);
 	if ((pid_file_path = strdup(path)) == NULL)
 		fatal("daemon", "out-of-memory", NULL);
 	if ((file = fopen(path, "w")) == NULL)
@@ -123,24 +122,28 @@ daemon_collect_metrics(void *arg)
 	struct store_stats stats;
 
 	metrics_set(metrics_gauge("nudge_uptime_seconds", NULL,
-	    "Seconds since nudged started."),
+			"Seconds since nudged started."),
 	    (double)(clock_monotonic_us() - gateway->started_us) / 1e6);
 	if (gateway->store == NULL)
 		return;
 	store_get_stats(gateway->store, &stats);
 	metrics_set(metrics_gauge("nudge_store_map_size_bytes", NULL,
-	    "Size of the LMDB map."), (double)stats.map_size);
+			"Size of the LMDB map."),
+	    (double)stats.map_size);
 	metrics_set(metrics_gauge("nudge_store_used_bytes", NULL,
-	    "Bytes of the LMDB map in use."), (double)stats.used_bytes);
+			"Bytes of the LMDB map in use."),
+	    (double)stats.used_bytes);
 	metrics_set(metrics_counter("nudge_store_commits_total", NULL,
-	    "Write transactions committed."), (double)stats.commits);
-	metrics_set(metrics_counter("nudge_store_records_committed_total",
-	    NULL, "Records written by committed transactions."),
+			"Write transactions committed."),
+	    (double)stats.commits);
+	metrics_set(metrics_counter("nudge_store_records_committed_total", NULL,
+			"Records written by committed transactions."),
 	    (double)stats.records_committed);
 	metrics_set(metrics_counter("nudge_store_map_resizes_total", NULL,
-	    "Times the LMDB map grew."), (double)stats.map_resizes);
+			"Times the LMDB map grew."),
+	    (double)stats.map_resizes);
 	metrics_set(metrics_counter("nudge_store_commit_failures_total", NULL,
-	    "Write transactions that failed to commit."),
+			"Write transactions that failed to commit."),
 	    (double)stats.commit_failures);
 }
 
@@ -215,9 +218,9 @@ daemon_handle_test_clock(struct evhttp_request *request, void *arg)
 		    (unsigned long long)clock_offset_us());
 		timer_rearm();
 	}
-	http_reply_json(request, 200, json_pack("{s:I, s:I}", "now_us",
-	    (json_int_t)clock_now_us(), "offset_us",
-	    (json_int_t)clock_offset_us()));
+	http_reply_json(request, 200,
+	    json_pack("{s:I, s:I}", "now_us", (json_int_t)clock_now_us(),
+		"offset_us", (json_int_t)clock_offset_us()));
 }
 
 /* The test clock's offset survives restarts: time never runs backwards. */
@@ -228,7 +231,8 @@ daemon_restore_test_clock(void)
 	size_t length;
 
 	if (store_get(gateway->store, STORE_DB_META, DAEMON_TEST_CLOCK_KEY,
-	    sizeof(DAEMON_TEST_CLOCK_KEY) - 1, &value, &length) == STORE_OK &&
+		sizeof(DAEMON_TEST_CLOCK_KEY) - 1, &value,
+		&length) == STORE_OK &&
 	    length == 8)
 		clock_advance_us(store_decode_u64(value) - clock_offset_us());
 }
@@ -266,7 +270,7 @@ daemon_finish(void)
 static void
 daemon_shutdown_poll(evutil_socket_t fd, short events, void *arg)
 {
-	struct timeval again = { 0, DAEMON_SHUTDOWN_POLL_US };
+	struct timeval again = {0, DAEMON_SHUTDOWN_POLL_US};
 	size_t i, busy = 0;
 
 	for (i = 0; i < shutdown_hook_count; i++)
@@ -288,7 +292,7 @@ daemon_shutdown_poll(evutil_socket_t fd, short events, void *arg)
 void
 daemon_request_stop(void)
 {
-	struct timeval now = { 0, 0 };
+	struct timeval now = {0, 0};
 	size_t i;
 
 	if (gateway->shutting_down)
@@ -296,14 +300,14 @@ daemon_request_stop(void)
 	gateway->shutting_down = 1;
 	log_info(0, "daemon", "stopping", "timeout_ms=%llu",
 	    (unsigned long long)gateway->config->shutdown_timeout_us / 1000);
-	shutdown_deadline_us = clock_monotonic_us() +
-	    gateway->config->shutdown_timeout_us;
+	shutdown_deadline_us =
+	    clock_monotonic_us() + gateway->config->shutdown_timeout_us;
 	http_stop_listening();
 	for (i = 0; i < shutdown_hook_count; i++)
 		if (shutdown_hooks[i].begin != NULL)
 			shutdown_hooks[i].begin(shutdown_hooks[i].arg);
-	shutdown_poll_event = evtimer_new(gateway->base, daemon_shutdown_poll,
-	    NULL);
+	shutdown_poll_event =
+	    evtimer_new(gateway->base, daemon_shutdown_poll, NULL);
 	if (shutdown_poll_event == NULL)
 		fatal("daemon", "out-of-memory", NULL);
 	evtimer_add(shutdown_poll_event, &now);
@@ -341,8 +345,7 @@ daemon_reload(void)
 	http_set_token(fresh->http_api_token);
 	for (i = 0; i < reload_hook_count; i++)
 		if (reload_hooks[i].fn(fresh, reload_hooks[i].arg) != 0)
-			log_warnx(0, "daemon", "reload-partial", "hook=%zu",
-			    i);
+			log_warnx(0, "daemon", "reload-partial", "hook=%zu", i);
 	gateway->config = fresh;
 	/*
 	 * Links, accounts and the outbox keep pointers into the configuration
@@ -375,7 +378,7 @@ daemon_handle_signal(evutil_socket_t signal_number, short events, void *arg)
 void
 daemon_start(struct config *config, int foreground)
 {
-	static const int signals[] = { SIGTERM, SIGINT, SIGHUP };
+	static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
 	struct store_options options;
 	struct event_config *event_config;
 	size_t i;
@@ -431,10 +434,10 @@ daemon_start(struct config *config, int foreground)
 	outbox_start();
 
 	metrics_add_collector(daemon_collect_metrics, NULL);
-	http_route("GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz,
-	    NULL);
-	http_route("GET", "/metrics", HTTP_ROUTE_EXACT, daemon_handle_metrics,
-	    NULL);
+	http_route(
+	    "GET", "/healthz", HTTP_ROUTE_EXACT, daemon_handle_healthz, NULL);
+	http_route(
+	    "GET", "/metrics", HTTP_ROUTE_EXACT, daemon_handle_metrics, NULL);
 	if (config->test_clock) {
 		log_warnx(0, "daemon", "test-clock-enabled",
 		    "reason=\"POST /v1/test/clock moves time\" offset_us=%llu",
@@ -449,12 +452,12 @@ daemon_start(struct config *config, int foreground)
 		    config->http_listen.host, config->http_listen.port);
 
 	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
-		signal_events[i] = evsignal_new(gateway->base, signals[i],
-		    daemon_handle_signal, NULL);
+		signal_events[i] = evsignal_new(
+		    gateway->base, signals[i], daemon_handle_signal, NULL);
 		if (signal_events[i] == NULL ||
 		    evsignal_add(signal_events[i], NULL) == -1)
-			fatalx("daemon", "signal-setup", "signal=%d",
-			    signals[i]);
+			fatalx(
+			    "daemon", "signal-setup", "signal=%d", signals[i]);
 	}
 	log_info(0, "daemon", "started", "version=%s pid=%ld data_dir=%s",
 	    NUDGE_VERSION, (long)getpid(), config->data_dir);

@@ -24,24 +24,24 @@
 #include "smpp.h"
 #include "nudged.h"
 
-#define FLOW_RECORD_VERSION	1
-#define FLOW_TEXT_MAX		(10 * 160 * 4)
-#define FLOW_RELOAD_DELAY_US	200000
-#define FLOW_ENTRY_KEY_MAX	(FLOW_ID_SIZE + PROFILE_NUMBER_SIZE + 256)
+#define FLOW_RECORD_VERSION        1
+#define FLOW_TEXT_MAX              (10 * 160 * 4)
+#define FLOW_RELOAD_DELAY_US       200000
+#define FLOW_ENTRY_KEY_MAX         (FLOW_ID_SIZE + PROFILE_NUMBER_SIZE + 256)
 #define FLOW_ABANDONMENT_WINDOW_US (48ULL * 3600 * 1000000)
 
 /* One rule file of the folder and the version of it that runs. */
 struct flow_file {
-	char		*path;
-	struct flow	*flow;		/* last good version, or NULL */
-	uint64_t	 hash_seen;	/* of the bytes last read */
-	int		 failing;	/* the bytes last read did not load */
+	char *path;
+	struct flow *flow;  /* last good version, or NULL */
+	uint64_t hash_seen; /* of the bytes last read */
+	int failing;        /* the bytes last read did not load */
 };
 
 static const struct config *flow_config;
 static struct flow_file *files;
 static size_t file_count;
-static struct flow **versions;	/* every version loaded in this process */
+static struct flow **versions; /* every version loaded in this process */
 static size_t version_count;
 static struct event *inotify_event, *reload_event;
 static int inotify_fd = -1;
@@ -49,11 +49,11 @@ static struct metric *metric_started, *metric_exited, *metric_sms;
 static struct metric *metric_skipped, *metric_rule_errors, *metric_loaded;
 
 static const char *const journey_state_names[FLOW_JOURNEY_STATE_COUNT] = {
-	[FLOW_JOURNEY_RUNNING] = "RUNNING",
-	[FLOW_JOURNEY_WAITING] = "WAITING",
-	[FLOW_JOURNEY_DONE] = "DONE",
-	[FLOW_JOURNEY_EXITED] = "EXITED",
-	[FLOW_JOURNEY_FAILED] = "FAILED",
+    [FLOW_JOURNEY_RUNNING] = "RUNNING",
+    [FLOW_JOURNEY_WAITING] = "WAITING",
+    [FLOW_JOURNEY_DONE] = "DONE",
+    [FLOW_JOURNEY_EXITED] = "EXITED",
+    [FLOW_JOURNEY_FAILED] = "FAILED",
 };
 
 const char *
@@ -69,8 +69,7 @@ flow_journey_strstate(enum flow_journey_state state)
 static void
 flow_remember_version(struct flow *flow)
 {
-	versions = reallocarray(versions, version_count + 1,
-	    sizeof(*versions));
+	versions = reallocarray(versions, version_count + 1, sizeof(*versions));
 	if (versions == NULL)
 		fatal("flow", "out-of-memory", NULL);
 	versions[version_count++] = rule_hold(flow);
@@ -96,7 +95,7 @@ flow_version(uint64_t hash, const char *flow_id)
 			return versions[i];
 	store_encode_u64(key, hash);
 	if (store_get(gateway->store, STORE_DB_FLOW_VERSIONS, key, sizeof(key),
-	    &value, &length) != STORE_OK)
+		&value, &length) != STORE_OK)
 		return NULL;
 	if ((copy = malloc(length)) == NULL)
 		fatal("flow", "out-of-memory", NULL);
@@ -200,21 +199,24 @@ flow_load_file(const char *path)
 		const struct rule_message *message = &report.messages[i];
 
 		if (message->severity == RULE_ERROR)
-			log_warnx(0, "flow", "rule-error", "file=%s line=%d "
-			    "reason=\"%s\"", message->file, message->line,
-			    message->text);
+			log_warnx(0, "flow", "rule-error",
+			    "file=%s line=%d "
+			    "reason=\"%s\"",
+			    message->file, message->line, message->text);
 		else
-			log_info(0, "flow", "rule-warning", "file=%s line=%d "
-			    "reason=\"%s\"", message->file, message->line,
-			    message->text);
+			log_info(0, "flow", "rule-warning",
+			    "file=%s line=%d "
+			    "reason=\"%s\"",
+			    message->file, message->line, message->text);
 	}
 	errors = report.error_count;
 	rule_report_free(&report);
 	if (flow == NULL) {
 		file->failing = 1;
 		metrics_add(metric_rule_errors, (double)errors);
-		log_warnx(0, "flow", "load-failed", "file=%s errors=%zu kept=%s",
-		    path, errors, file->flow != NULL ? "previous" : "none");
+		log_warnx(0, "flow", "load-failed",
+		    "file=%s errors=%zu kept=%s", path, errors,
+		    file->flow != NULL ? "previous" : "none");
 		free(data);
 		return errors > 0 ? errors : 1;
 	}
@@ -229,8 +231,10 @@ flow_load_file(const char *path)
 		rule_free(file->flow);
 	file->flow = flow;
 	metrics_add(metric_loaded, 1);
-	log_info(0, "flow", "loaded", "file=%s flow=%s status=%d steps=%zu "
-	    "hash=%016llx", path, flow->id, flow->status, flow->step_count,
+	log_info(0, "flow", "loaded",
+	    "file=%s flow=%s status=%d steps=%zu "
+	    "hash=%016llx",
+	    path, flow->id, flow->status, flow->step_count,
 	    (unsigned long long)flow->hash);
 	return 0;
 }
@@ -247,8 +251,8 @@ flow_reload(void)
 		return 0;
 	count = scandir(flow_config->rules_dir, &entries, NULL, alphasort);
 	if (count < 0) {
-		log_warn(0, "flow", "rules-dir", "path=%s",
-		    flow_config->rules_dir);
+		log_warn(
+		    0, "flow", "rules-dir", "path=%s", flow_config->rules_dir);
 		return 1;
 	}
 	for (n = 0; n < count; n++) {
@@ -284,7 +288,8 @@ flow_reload(void)
 	for (i = 0, j = 0; i < file_count; i++)
 		j += files[i].failing;
 	metrics_set(metrics_gauge("nudge_rule_files_failing", NULL,
-	    "Rule files whose last version did not load."), (double)j);
+			"Rule files whose last version did not load."),
+	    (double)j);
 	return errors;
 }
 
@@ -294,7 +299,7 @@ flow_inotify_read(evutil_socket_t fd, short events, void *arg)
 {
 	char buffer[4096]
 	    __attribute__((aligned(__alignof__(struct inotify_event))));
-	struct timeval delay = { 0, FLOW_RELOAD_DELAY_US };
+	struct timeval delay = {0, FLOW_RELOAD_DELAY_US};
 
 	while (read(fd, buffer, sizeof(buffer)) > 0)
 		;
@@ -328,8 +333,9 @@ flow_json_path(json_t *value, const char *path)
 		part[length] = '\0';
 		if (json_is_array(value)) {
 			index = strtol(part, &end, 10);
-			value = *end == '\0' && index >= 0 ?
-			    json_array_get(value, (size_t)index) : NULL;
+			value = *end == '\0' && index >= 0
+				    ? json_array_get(value, (size_t)index)
+				    : NULL;
 		} else
 			value = json_object_get(value, part);
 		path = dot != NULL ? dot + 1 : NULL;
@@ -346,7 +352,7 @@ flow_value_matches(json_t *value, const struct flow_condition *condition)
 	int is_set;
 
 	is_set = value != NULL && !json_is_null(value) &&
-	    !(json_is_string(value) && json_string_length(value) == 0);
+		 !(json_is_string(value) && json_string_length(value) == 0);
 	switch (condition->operator) {
 	case FLOW_OPERATOR_IS_SET:
 		return is_set;
@@ -354,35 +360,35 @@ flow_value_matches(json_t *value, const struct flow_condition *condition)
 		return !is_set;
 	case FLOW_OPERATOR_GREATER_THAN:
 		return json_is_number(value) && condition->has_number &&
-		    json_number_value(value) > condition->number;
+		       json_number_value(value) > condition->number;
 	case FLOW_OPERATOR_LESS_THAN:
 		return json_is_number(value) && condition->has_number &&
-		    json_number_value(value) < condition->number;
+		       json_number_value(value) < condition->number;
 	case FLOW_OPERATOR_CONTAINS:
 		if (json_is_array(value)) {
-			json_array_foreach(value, index, element)
-				if (json_is_string(element) &&
-				    strcasecmp(json_string_value(element),
-				    condition->value) == 0)
-					return 1;
+			json_array_foreach(value, index,
+			    element) if (json_is_string(element) &&
+					 strcasecmp(json_string_value(element),
+					     condition->value) == 0) return 1;
 			return 0;
 		}
 		text = json_string_value(value);
-		return text != NULL && strcasestr(text, condition->value) !=
-		    NULL;
+		return text != NULL &&
+		       strcasestr(text, condition->value) != NULL;
 	case FLOW_OPERATOR_EQUALS:
 	case FLOW_OPERATOR_NOT_EQUALS:
 		if (json_is_number(value) && condition->has_number)
 			is_set = json_number_value(value) == condition->number;
 		else if (json_is_boolean(value))
-			is_set = strcmp(condition->value, json_is_true(value) ?
-			    "true" : "false") == 0;
+			is_set =
+			    strcmp(condition->value,
+				json_is_true(value) ? "true" : "false") == 0;
 		else
 			is_set = json_is_string(value) &&
-			    strcmp(json_string_value(value),
-			    condition->value) == 0;
-		return condition->operator == FLOW_OPERATOR_EQUALS ? is_set :
-		    !is_set;
+				 strcmp(json_string_value(value),
+				     condition->value) == 0;
+		return condition->operator== FLOW_OPERATOR_EQUALS ? is_set
+								  : !is_set;
 	}
 	return 0;
 }
@@ -397,28 +403,30 @@ flow_condition_holds(const struct flow_condition *condition,
 
 	switch (condition->subject) {
 	case FLOW_SUBJECT_EVENT_PROPERTY:
-		return flow_value_matches(flow_json_path(event,
-		    condition->path), condition);
+		return flow_value_matches(
+		    flow_json_path(event, condition->path), condition);
 	case FLOW_SUBJECT_PROFILE_PROPERTY:
 		properties = json_object_get(profile->attributes, "properties");
 		value = flow_json_path(properties, condition->path);
 		if (value == NULL)
-			value = flow_json_path(profile->attributes,
-			    condition->path);
+			value = flow_json_path(
+			    profile->attributes, condition->path);
 		return flow_value_matches(value, condition);
 	case FLOW_SUBJECT_LANGUAGE:
-		return flow_value_matches(json_object_get(profile->attributes,
-		    "language"), condition);
+		return flow_value_matches(
+		    json_object_get(profile->attributes, "language"),
+		    condition);
 	case FLOW_SUBJECT_CONSENT:
-		value = json_string(consent_strstate(consent_get(
-		    profile->number)));
+		value =
+		    json_string(consent_strstate(consent_get(profile->number)));
 		result = flow_value_matches(value, condition);
 		json_decref(value);
 		return result;
 	case FLOW_SUBJECT_ORDER_COUNT:
 		value = json_integer(profile_orders_since(profile,
-		    condition->period_us != 0 && now_us > condition->period_us ?
-		    now_us - condition->period_us : 0));
+		    condition->period_us != 0 && now_us > condition->period_us
+			? now_us - condition->period_us
+			: 0));
 		result = flow_value_matches(value, condition);
 		json_decref(value);
 		return result;
@@ -440,8 +448,8 @@ flow_conditions_hold(const struct flow_condition *conditions, size_t count,
 	int holds;
 
 	for (i = 0; i < count; i++) {
-		holds = flow_condition_holds(&conditions[i], profile, event,
-		    now_us);
+		holds = flow_condition_holds(
+		    &conditions[i], profile, event, now_us);
 		if (match_any && holds)
 			return 1;
 		if (!match_any && !holds)
@@ -474,8 +482,8 @@ flow_number_key(const char *number, uint64_t id, uint8_t *key, size_t size)
 }
 
 static enum store_result
-flow_journey_load(uint64_t id, struct flow_journey_record *record,
-    json_t **context)
+flow_journey_load(
+    uint64_t id, struct flow_journey_record *record, json_t **context)
 {
 	uint8_t key[8];
 	const void *value;
@@ -491,10 +499,12 @@ flow_journey_load(uint64_t id, struct flow_journey_record *record,
 		return STORE_ERROR;
 	memcpy(record, value, sizeof(*record));
 	if (context != NULL) {
-		*context = record->context_length > 0 &&
-		    record->context_length <= length - sizeof(*record) ?
-		    json_loadb((const char *)value + sizeof(*record),
-		    record->context_length, 0, NULL) : NULL;
+		*context =
+		    record->context_length > 0 &&
+			    record->context_length <= length - sizeof(*record)
+			? json_loadb((const char *)value + sizeof(*record),
+			      record->context_length, 0, NULL)
+			: NULL;
 		if (*context == NULL)
 			*context = json_object();
 	}
@@ -503,8 +513,8 @@ flow_journey_load(uint64_t id, struct flow_journey_record *record,
 
 /* Writes the journey; keeps the by-number index only while it is alive. */
 static enum store_result
-flow_journey_save(uint64_t id, struct flow_journey_record *record,
-    json_t *event)
+flow_journey_save(
+    uint64_t id, struct flow_journey_record *record, json_t *event)
 {
 	uint8_t key[8], number_key[PROFILE_NUMBER_SIZE + 9], *buffer;
 	size_t number_key_length, length;
@@ -527,8 +537,8 @@ flow_journey_save(uint64_t id, struct flow_journey_record *record,
 	free(buffer);
 	if (result != STORE_OK)
 		return result;
-	number_key_length = flow_number_key(record->number, id, number_key,
-	    sizeof(number_key));
+	number_key_length =
+	    flow_number_key(record->number, id, number_key, sizeof(number_key));
 	if (record->state == FLOW_JOURNEY_RUNNING ||
 	    record->state == FLOW_JOURNEY_WAITING)
 		return store_put(gateway->store, STORE_DB_JOURNEYS_BY_NUMBER,
@@ -547,8 +557,8 @@ flow_context(const struct profile *profile, json_t *event, uint64_t id,
 
 	snprintf(id_text, sizeof(id_text), "%llu", (unsigned long long)id);
 	return json_pack("{s:o, s:O, s:{s:s, s:s}, s:{s:s, s:s}}", "person",
-	    profile_to_json(profile), "event", event, "journey", "id",
-	    id_text, "flow", flow->id, "organization", "name",
+	    profile_to_json(profile), "event", event, "journey", "id", id_text,
+	    "flow", flow->id, "organization", "name",
 	    flow_config->organization_name, "url",
 	    flow_config->organization_url);
 }
@@ -569,8 +579,8 @@ flow_delay_due(const struct flow_delay *delay, const struct profile *profile,
 
 	if (!delay->has_until)
 		return due;
-	zone_name = json_string_value(json_object_get(profile->attributes,
-	    "timezone"));
+	zone_name =
+	    json_string_value(json_object_get(profile->attributes, "timezone"));
 	if (zone_name != NULL)
 		zone = g_time_zone_new_identifier(zone_name);
 	if (zone == NULL)
@@ -586,15 +596,15 @@ flow_delay_due(const struct flow_delay *delay, const struct profile *profile,
 	target = g_date_time_new(zone, g_date_time_get_year(at),
 	    g_date_time_get_month(at), g_date_time_get_day_of_month(at),
 	    delay->until_hour, delay->until_minute, 0);
-	if (target != NULL && g_date_time_to_unix(target) < (gint64)(due /
-	    1000000)) {
+	if (target != NULL &&
+	    g_date_time_to_unix(target) < (gint64)(due / 1000000)) {
 		GDateTime *next = g_date_time_add_days(target, 1);
 
 		g_date_time_unref(target);
 		target = next;
 	}
-	target_us = target != NULL ? g_date_time_to_unix(target) * 1000000 :
-	    (int64_t)due;
+	target_us = target != NULL ? g_date_time_to_unix(target) * 1000000
+				   : (int64_t)due;
 	if (target != NULL)
 		g_date_time_unref(target);
 	g_date_time_unref(at);
@@ -636,17 +646,19 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 
 	snprintf(origin, sizeof(origin), "flow:%s", flow->id);
 	/* One SMS per abandonment episode, within 48 h of the trigger. */
-	if (flow->kind == FLOW_KIND_ABANDONMENT && (record->sms_sent > 0 ||
-	    now_us > record->trigger_time_us + FLOW_ABANDONMENT_WINDOW_US)) {
+	if (flow->kind == FLOW_KIND_ABANDONMENT &&
+	    (record->sms_sent > 0 || now_us > record->trigger_time_us +
+						  FLOW_ABANDONMENT_WINDOW_US)) {
 		metrics_add(metric_skipped, 1);
 		policy_record_decision(profile->number, POLICY_SKIP,
-		    record->sms_sent > 0 ? POLICY_REASON_ABANDONMENT_LIMIT :
-		    POLICY_REASON_ABANDONMENT_48H, 0, id, 0, origin, step->id);
+		    record->sms_sent > 0 ? POLICY_REASON_ABANDONMENT_LIMIT
+					 : POLICY_REASON_ABANDONMENT_48H,
+		    0, id, 0, origin, step->id);
 		return;
 	}
 	/* Marketing passes consent, smart sending, caps and quiet hours. */
-	zone = json_string_value(json_object_get(profile->attributes,
-	    "timezone"));
+	zone =
+	    json_string_value(json_object_get(profile->attributes, "timezone"));
 	if (step->sms.message_class == OUTBOX_CLASS_MARKETING) {
 		if (!step->sms.quiet_hours)
 			flags |= POLICY_SKIP_QUIET_HOURS;
@@ -661,14 +673,14 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 			return;
 		}
 	}
-	language = json_string_value(json_object_get(profile->attributes,
-	    "language"));
+	language =
+	    json_string_value(json_object_get(profile->attributes, "language"));
 	if ((text = rule_sms_text(&step->sms, language)) == NULL)
 		return;
 	if ((rendered = malloc(FLOW_TEXT_MAX)) == NULL)
 		fatal("flow", "out-of-memory", NULL);
 	if (template_render(text->compiled, context, rendered, FLOW_TEXT_MAX,
-	    &length) != TEMPLATE_OK) {
+		&length) != TEMPLATE_OK) {
 		log_warnx(id, "flow", "render-failed", "flow=%s step=%s",
 		    flow->id, step->id);
 		free(rendered);
@@ -684,13 +696,15 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 	request.text_length = length;
 	request.message_class = (enum outbox_class)step->sms.message_class;
 	request.origin = origin;
-	if (outbox_submit(&request, &accepted, &field, reason,
-	    sizeof(reason)) == 0) {
+	if (outbox_submit(
+		&request, &accepted, &field, reason, sizeof(reason)) == 0) {
 		record->sms_sent++;
 		metrics_add(metric_sms, 1);
-		log_info(id, "flow", "sms", "flow=%s step=%s message=%llu "
-		    "parts=%u", flow->id, step->id,
-		    (unsigned long long)accepted.id, accepted.parts);
+		log_info(id, "flow", "sms",
+		    "flow=%s step=%s message=%llu "
+		    "parts=%u",
+		    flow->id, step->id, (unsigned long long)accepted.id,
+		    accepted.parts);
 		/* In the same turn as the SMS: a reply finds it after a crash. */
 		if (step->sms.question != NULL)
 			conversation_open(profile->number, flow->id, flow->hash,
@@ -698,16 +712,18 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 			    step->sms.question->reply_window_us);
 	} else {
 		metrics_add(metric_skipped, 1);
-		log_info(id, "flow", "sms-refused", "flow=%s step=%s field=%s "
-		    "reason=\"%s\"", flow->id, step->id, field, reason);
+		log_info(id, "flow", "sms-refused",
+		    "flow=%s step=%s field=%s "
+		    "reason=\"%s\"",
+		    flow->id, step->id, field, reason);
 	}
 	free(rendered);
 }
 
 /* Sets a profile property from an update step. */
 static void
-flow_step_update(const struct flow_step *step, struct profile *profile,
-    json_t *context)
+flow_step_update(
+    const struct flow_step *step, struct profile *profile, json_t *context)
 {
 	json_t *properties, *inner;
 	const char *path = step->update.property, *dot;
@@ -715,17 +731,17 @@ flow_step_update(const struct flow_step *step, struct profile *profile,
 	size_t length;
 
 	if (template_render(step->update.value, context, value, sizeof(value),
-	    &length) != TEMPLATE_OK)
+		&length) != TEMPLATE_OK)
 		return;
 	properties = json_object_get(profile->attributes, "properties");
 	if (!json_is_object(properties)) {
 		properties = json_object();
-		json_object_set_new(profile->attributes, "properties",
-		    properties);
+		json_object_set_new(
+		    profile->attributes, "properties", properties);
 	}
 	/* "address.city" is nested, where conditions and templates look. */
 	while ((dot = strchr(path, '.')) != NULL &&
-	    (size_t)(dot - path) < sizeof(part)) {
+	       (size_t)(dot - path) < sizeof(part)) {
 		memcpy(part, path, (size_t)(dot - path));
 		part[dot - path] = '\0';
 		inner = json_object_get(properties, part);
@@ -758,16 +774,16 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 	int holds;
 
 	record->state = FLOW_JOURNEY_RUNNING;
-	while (record->step != FLOW_STEP_NONE &&
-	    record->step < flow->step_count) {
+	while (
+	    record->step != FLOW_STEP_NONE && record->step < flow->step_count) {
 		step = &flow->steps[record->step];
 		next = step->next;
 		record->steps_taken++;
 		switch (step->type) {
 		case FLOW_STEP_DELAY:
 			record->state = FLOW_JOURNEY_WAITING;
-			record->due_us = flow_delay_due(&step->delay, profile,
-			    now_us);
+			record->due_us =
+			    flow_delay_due(&step->delay, profile, now_us);
 			record->step = next;
 			{
 				uint8_t key[8];
@@ -793,8 +809,8 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 			next = branch != NULL ? branch->step : FLOW_STEP_NONE;
 			break;
 		case FLOW_STEP_SMS:
-			flow_step_sms(id, record, flow, step, profile, context,
-			    now_us);
+			flow_step_sms(
+			    id, record, flow, step, profile, context, now_us);
 			break;
 		case FLOW_STEP_UPDATE:
 			flow_step_update(step, profile, context);
@@ -803,13 +819,17 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 			char masked[LOG_MASKED_NUMBER_SIZE];
 
 			/* The receiver learns which flow and step sent it. */
-			json_object_set_new(context, "flow", json_pack(
-			    "{s:s, s:s}", "id", flow->id, "name", flow->name));
-			json_object_set_new(context, "step", json_pack("{s:s}",
-			    "id", step->id));
-			log_info(id, "flow", "webhook", "flow=%s step=%s "
-			    "number=%s", flow->id, step->id, log_mask_number(
-			    profile->number, masked, sizeof(masked)));
+			json_object_set_new(context, "flow",
+			    json_pack("{s:s, s:s}", "id", flow->id, "name",
+				flow->name));
+			json_object_set_new(context, "step",
+			    json_pack("{s:s}", "id", step->id));
+			log_info(id, "flow", "webhook",
+			    "flow=%s step=%s "
+			    "number=%s",
+			    flow->id, step->id,
+			    log_mask_number(
+				profile->number, masked, sizeof(masked)));
 			webhook_post_json(step->webhook.url, context, id);
 			json_object_del(context, "flow");
 			json_object_del(context, "step");
@@ -831,8 +851,8 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 
 /* A journey's delay is over: load it, its flow version and profile, go on. */
 static void
-flow_journey_timer(void *arg, uint64_t timer_id, const void *payload,
-    size_t payload_length)
+flow_journey_timer(
+    void *arg, uint64_t timer_id, const void *payload, size_t payload_length)
 {
 	struct flow_journey_record record;
 	struct profile profile;
@@ -867,8 +887,8 @@ flow_journey_timer(void *arg, uint64_t timer_id, const void *payload,
 
 /* Ends the subscriber's journeys whose flow exits on metric. */
 static void
-flow_exit_journeys(const struct profile *profile, const char *metric,
-    uint64_t time_us)
+flow_exit_journeys(
+    const struct profile *profile, const char *metric, uint64_t time_us)
 {
 	struct flow_journey_record record;
 	struct store_cursor *cursor;
@@ -883,17 +903,18 @@ flow_exit_journeys(const struct profile *profile, const char *metric,
 	enum store_result result;
 
 	if (store_cursor_open(gateway->store, STORE_DB_JOURNEYS_BY_NUMBER,
-	    &cursor) != STORE_OK)
+		&cursor) != STORE_OK)
 		return;
-	for (result = store_cursor_seek(cursor, digits, digits_length + 1,
-	    &key, &key_length, &value, &value_length); result == STORE_OK &&
-	    count < sizeof(ids) / sizeof(ids[0]); result = store_cursor_next(
-	    cursor, &key, &key_length, &value, &value_length)) {
+	for (result = store_cursor_seek(cursor, digits, digits_length + 1, &key,
+		 &key_length, &value, &value_length);
+	     result == STORE_OK && count < sizeof(ids) / sizeof(ids[0]);
+	     result = store_cursor_next(
+		 cursor, &key, &key_length, &value, &value_length)) {
 		if (key_length != digits_length + 9 ||
 		    memcmp(key, digits, digits_length + 1) != 0)
 			break;
-		ids[count++] = store_decode_u64((const uint8_t *)key +
-		    digits_length + 1);
+		ids[count++] =
+		    store_decode_u64((const uint8_t *)key + digits_length + 1);
 	}
 	store_cursor_close(cursor);
 	for (i = 0; i < count; i++) {
@@ -934,9 +955,10 @@ flow_may_enter(const struct flow *flow, const struct profile *profile,
 	if (flow->reentry.mode == FLOW_REENTRY_ALWAYS)
 		return 1;
 	if (flow->reentry.mode == FLOW_REENTRY_KEY &&
-	    (flow->reentry.key == NULL || template_render(flow->reentry.key,
-	    context, rendered, sizeof(rendered), &rendered_length) !=
-	    TEMPLATE_OK || rendered_length == 0))
+	    (flow->reentry.key == NULL ||
+		template_render(flow->reentry.key, context, rendered,
+		    sizeof(rendered), &rendered_length) != TEMPLATE_OK ||
+		rendered_length == 0))
 		return 0;
 	length = (size_t)snprintf((char *)key, sizeof(key), "%s%c%s%c%.*s",
 	    flow->id, '\0', profile->number + 1, '\0', (int)rendered_length,
@@ -944,7 +966,8 @@ flow_may_enter(const struct flow *flow, const struct profile *profile,
 	if (length >= sizeof(key))
 		return 0;
 	if (store_get(gateway->store, STORE_DB_FLOW_ENTRIES, key, length,
-	    &value, &value_length) == STORE_OK && value_length == 8) {
+		&value, &value_length) == STORE_OK &&
+	    value_length == 8) {
 		uint64_t last = store_decode_u64(value);
 
 		if (flow->reentry.mode == FLOW_REENTRY_ONCE ||
@@ -973,8 +996,8 @@ flow_start(const struct flow *flow, struct profile *profile, json_t *event,
 	json_decref(context);
 	if (!allowed)
 		return 0;
-	if ((id = store_sequence_next(gateway->store,
-	    STORE_SEQUENCE_JOURNEY)) == 0)
+	if ((id = store_sequence_next(
+		 gateway->store, STORE_SEQUENCE_JOURNEY)) == 0)
 		return 0;
 	memset(&record, 0, sizeof(record));
 	record.version = FLOW_RECORD_VERSION;
@@ -1011,16 +1034,16 @@ flow_run_event(uint64_t event_id, const char *metric, struct profile *profile,
 		    strcmp(flow->trigger.metric, metric) != 0)
 			continue;
 		if (!flow_conditions_hold(flow->trigger.filters,
-		    flow->trigger.filter_count, 0, profile, event,
-		    clock_now_us()))
+			flow->trigger.filter_count, 0, profile, event,
+			clock_now_us()))
 			continue;
-		if ((id = flow_start(flow, profile, event, event_id,
-		    time_us)) == 0)
+		if ((id = flow_start(
+			 flow, profile, event, event_id, time_us)) == 0)
 			continue;
-		snprintf(id_text, sizeof(id_text), "%llu",
-		    (unsigned long long)id);
-		json_array_append_new(journeys, json_pack("{s:s, s:s}", "id",
-		    id_text, "flow", flow->id));
+		snprintf(
+		    id_text, sizeof(id_text), "%llu", (unsigned long long)id);
+		json_array_append_new(journeys,
+		    json_pack("{s:s, s:s}", "id", id_text, "flow", flow->id));
 	}
 	if (properties == NULL)
 		json_decref(event);
@@ -1032,8 +1055,8 @@ flow_handle_event(void *arg, uint64_t event_id, const char *metric,
     struct profile *profile, json_t *properties, uint64_t time_us,
     json_t *journeys)
 {
-	flow_run_event(event_id, metric, profile, properties, time_us,
-	    journeys);
+	flow_run_event(
+	    event_id, metric, profile, properties, time_us, journeys);
 }
 
 void
@@ -1053,9 +1076,9 @@ flow_health(void)
 		if (files[i].flow != NULL)
 			loaded++;
 		if (files[i].failing)
-			json_array_append_new(failing, json_pack("{s:s, s:b}",
-			    "file", files[i].path, "running_previous",
-			    files[i].flow != NULL));
+			json_array_append_new(failing,
+			    json_pack("{s:s, s:b}", "file", files[i].path,
+				"running_previous", files[i].flow != NULL));
 	}
 	return json_pack("{s:I, s:o}", "flows_loaded", (json_int_t)loaded,
 	    "failing", failing);
@@ -1090,8 +1113,8 @@ flow_live(const char *flow_id)
 
 /* Loads the number's profile and starts flow on properties. */
 static uint64_t
-flow_start_for_number(const struct flow *flow, const char *number,
-    json_t *properties)
+flow_start_for_number(
+    const struct flow *flow, const char *number, json_t *properties)
 {
 	struct profile profile;
 	uint64_t id, now_us = clock_now_us();
@@ -1124,8 +1147,8 @@ flow_keyword_flow(const char *text, size_t length)
 	const struct flow *flow;
 	size_t i, keyword_length;
 
-	while (length > 0 && (*text == ' ' || *text == '\t' ||
-	    *text == '\n' || *text == '\r')) {
+	while (length > 0 && (*text == ' ' || *text == '\t' || *text == '\n' ||
+				 *text == '\r')) {
 		text++;
 		length--;
 	}
@@ -1137,8 +1160,8 @@ flow_keyword_flow(const char *text, size_t length)
 			continue;
 		keyword_length = strlen(flow->trigger.keyword);
 		if (keyword_length == 0 || keyword_length > length ||
-		    strncasecmp(text, flow->trigger.keyword,
-		    keyword_length) != 0)
+		    strncasecmp(text, flow->trigger.keyword, keyword_length) !=
+			0)
 			continue;
 		/* "JOIN" and "join now", never "JOINT". */
 		if (keyword_length == length || text[keyword_length] == ' ' ||
@@ -1151,8 +1174,8 @@ flow_keyword_flow(const char *text, size_t length)
 }
 
 uint64_t
-flow_start_keyword(const struct flow *flow, const char *number,
-    json_t *properties)
+flow_start_keyword(
+    const struct flow *flow, const char *number, json_t *properties)
 {
 	return flow_start_for_number(flow, number, properties);
 }
@@ -1173,23 +1196,26 @@ flow_init(struct event_base *base, const struct config *config)
 	    "SMS steps that sent nothing (limits, refusals).");
 	metric_rule_errors = metrics_counter("nudge_rule_errors_total", NULL,
 	    "Errors found in rule files as they were loaded.");
-	metric_loaded = metrics_counter("nudge_rule_loads_total", NULL,
-	    "Rule file versions loaded.");
+	metric_loaded = metrics_counter(
+	    "nudge_rule_loads_total", NULL, "Rule file versions loaded.");
 	timer_register(TIMER_KIND_JOURNEY, flow_journey_timer, NULL);
 	api_event_set_handler(flow_handle_event, NULL);
 	if (config->rules_dir[0] == '\0')
 		return;
 	flow_reload();
 	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (inotify_fd == -1 || inotify_add_watch(inotify_fd, config->rules_dir,
-	    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-	    IN_CREATE) == -1) {
-		log_warn(0, "flow", "inotify", "path=%s reason=\"changes need "
-		    "SIGHUP\"", config->rules_dir);
+	if (inotify_fd == -1 ||
+	    inotify_add_watch(inotify_fd, config->rules_dir,
+		IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+		    IN_CREATE) == -1) {
+		log_warn(0, "flow", "inotify",
+		    "path=%s reason=\"changes need "
+		    "SIGHUP\"",
+		    config->rules_dir);
 		return;
 	}
-	inotify_event = event_new(base, inotify_fd, EV_READ | EV_PERSIST,
-	    flow_inotify_read, NULL);
+	inotify_event = event_new(
+	    base, inotify_fd, EV_READ | EV_PERSIST, flow_inotify_read, NULL);
 	reload_event = evtimer_new(base, flow_reload_timer, NULL);
 	if (inotify_event == NULL || reload_event == NULL)
 		fatal("flow", "out-of-memory", NULL);

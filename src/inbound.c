@@ -10,25 +10,25 @@
 #include "nudged.h"
 
 /* One link of the chain: returns 1 if it claimed the message. */
-typedef int (*inbound_step_fn)(uint64_t mo_id, const struct mo_record *mo,
-    const char *text);
+typedef int (*inbound_step_fn)(
+    uint64_t mo_id, const struct mo_record *mo, const char *text);
 
 static struct metric *metric_unclaimed;
 
 /* The chain, in order; later steps only see what earlier ones left. */
 static const struct {
-	const char	*name;
-	inbound_step_fn	 fn;
+	const char *name;
+	inbound_step_fn fn;
 } inbound_steps[] = {
-	{ "keyword", keyword_route },
-	{ "conversation", conversation_route },
-	{ "keyword-flow", conversation_route_keyword },
-	{ "esme", server_route_mo },
+    {"keyword", keyword_route},
+    {"conversation", conversation_route},
+    {"keyword-flow", conversation_route_keyword},
+    {"esme", server_route_mo},
 };
 
 static void
-inbound_route(void *arg, uint64_t mo_id, const struct mo_record *mo,
-    const char *text)
+inbound_route(
+    void *arg, uint64_t mo_id, const struct mo_record *mo, const char *text)
 {
 	size_t i;
 

@@ -716,8 +716,7 @@ outbox_wake_timer(
  */
 static uint64_t
 outbox_marketing_deferral(const char *to, const char *zone,
-    uint64_t producer_not_before_us, unsigned int policy_flags,
-    uint64_t now_us)
+    uint64_t producer_not_before_us, unsigned int policy_flags, uint64_t now_us)
 {
 	uint64_t allowed_us = 0;
 
@@ -960,9 +959,9 @@ outbox_submit(const struct outbox_request *request,
 
 	memset(&message, 0, sizeof(message));
 	if (request->message_class == OUTBOX_CLASS_MARKETING)
-		message.not_before_us = outbox_marketing_deferral(to,
-		    request->zone, request->not_before_us,
-		    request->policy_flags, now_us);
+		message.not_before_us =
+		    outbox_marketing_deferral(to, request->zone,
+			request->not_before_us, request->policy_flags, now_us);
 	message.version = OUTBOX_RECORD_VERSION;
 	message.state = OUTBOX_QUEUED;
 	message.message_class = (uint8_t)request->message_class;
@@ -1038,8 +1037,8 @@ outbox_submit(const struct outbox_request *request,
 		policy_record_send(to, now_us);
 		if (message.not_before_us != 0)
 			policy_record_decision(to, POLICY_DEFER,
-			    POLICY_REASON_QUIET_HOURS, message.not_before_us,
-			    0, id, message.origin, NULL);
+			    POLICY_REASON_QUIET_HOURS, message.not_before_us, 0,
+			    id, message.origin, NULL);
 	}
 	metrics_add(metric_accepted, 1);
 	accepted->id = id;
@@ -1137,8 +1136,8 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 
 	memset(&message, 0, sizeof(message));
 	if (request->message_class == OUTBOX_CLASS_MARKETING)
-		message.not_before_us = outbox_marketing_deferral(
-		    digits, NULL, 0, 0, now_us);
+		message.not_before_us =
+		    outbox_marketing_deferral(digits, NULL, 0, 0, now_us);
 	message.version = OUTBOX_RECORD_VERSION;
 	message.state = OUTBOX_QUEUED;
 	message.message_class = (uint8_t)request->message_class;
@@ -1206,8 +1205,8 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 		policy_record_send(digits, now_us);
 		if (message.not_before_us != 0)
 			policy_record_decision(digits, POLICY_DEFER,
-			    POLICY_REASON_QUIET_HOURS, message.not_before_us,
-			    0, id, message.origin, NULL);
+			    POLICY_REASON_QUIET_HOURS, message.not_before_us, 0,
+			    id, message.origin, NULL);
 	}
 	metrics_add(metric_accepted, 1);
 	*id_out = id;

@@ -16,15 +16,15 @@ static const struct config *policy_config;
 static struct metric *metric_decisions[POLICY_REASON_COUNT];
 
 static const char *const reason_names[POLICY_REASON_COUNT] = {
-	[POLICY_REASON_NONE] = "none",
-	[POLICY_REASON_NO_CONSENT] = "no-consent",
-	[POLICY_REASON_OPTED_OUT] = "opted-out",
-	[POLICY_REASON_QUIET_HOURS] = "quiet-hours",
-	[POLICY_REASON_SMART_SENDING] = "smart-sending",
-	[POLICY_REASON_FREQUENCY_CAP] = "frequency-cap",
-	[POLICY_REASON_ABANDONMENT_LIMIT] = "abandonment-limit",
-	[POLICY_REASON_ABANDONMENT_48H] = "abandonment-48h-passed",
-	[POLICY_REASON_EXITED] = "exited",
+    [POLICY_REASON_NONE] = "none",
+    [POLICY_REASON_NO_CONSENT] = "no-consent",
+    [POLICY_REASON_OPTED_OUT] = "opted-out",
+    [POLICY_REASON_QUIET_HOURS] = "quiet-hours",
+    [POLICY_REASON_SMART_SENDING] = "smart-sending",
+    [POLICY_REASON_FREQUENCY_CAP] = "frequency-cap",
+    [POLICY_REASON_ABANDONMENT_LIMIT] = "abandonment-limit",
+    [POLICY_REASON_ABANDONMENT_48H] = "abandonment-48h-passed",
+    [POLICY_REASON_EXITED] = "exited",
 };
 
 const char *
@@ -110,8 +110,8 @@ policy_check(const char *number, const char *zone, unsigned int flags,
 		return POLICY_SKIP;
 	}
 	policy_load_sends(number, &sends);
-	window = smart_window_us != 0 ? smart_window_us :
-					policy_config->policy_smart_window_us;
+	window = smart_window_us != 0 ? smart_window_us
+				      : policy_config->policy_smart_window_us;
 	if (!(flags & POLICY_SKIP_SMART_SENDING) && window != 0 &&
 	    policy_sends_since(&sends, now_us > window ? now_us - window : 0) >
 		0) {
@@ -121,9 +121,9 @@ policy_check(const char *number, const char *zone, unsigned int flags,
 	if (!(flags & POLICY_SKIP_FREQUENCY_CAP) &&
 	    policy_config->policy_cap_count > 0 &&
 	    policy_sends_since(&sends,
-		now_us > policy_config->policy_cap_period_us ?
-		    now_us - policy_config->policy_cap_period_us :
-		    0) >= (unsigned int)policy_config->policy_cap_count) {
+		now_us > policy_config->policy_cap_period_us
+		    ? now_us - policy_config->policy_cap_period_us
+		    : 0) >= (unsigned int)policy_config->policy_cap_count) {
 		*reason = POLICY_REASON_FREQUENCY_CAP;
 		return POLICY_SKIP;
 	}
@@ -156,8 +156,8 @@ policy_record_decision(const char *number, enum policy_verdict verdict,
 	record.message_id = message_id;
 	snprintf(record.origin, sizeof(record.origin), "%s",
 	    origin != NULL ? origin : "");
-	snprintf(record.step, sizeof(record.step), "%s",
-	    step != NULL ? step : "");
+	snprintf(
+	    record.step, sizeof(record.step), "%s", step != NULL ? step : "");
 	if ((unsigned int)reason < POLICY_REASON_COUNT &&
 	    metric_decisions[reason] != NULL)
 		metrics_add(metric_decisions[reason], 1);
@@ -184,11 +184,11 @@ policy_init(const struct config *config)
 
 	policy_config = config;
 	for (i = 1; i < POLICY_REASON_COUNT; i++) {
-		snprintf(labels, sizeof(labels), "reason=\"%s\"",
-		    reason_names[i]);
-		metric_decisions[i] = metrics_counter(
-		    "nudge_policy_decisions_total", labels,
-		    "Marketing SMS not sent now, by reason.");
+		snprintf(
+		    labels, sizeof(labels), "reason=\"%s\"", reason_names[i]);
+		metric_decisions[i] =
+		    metrics_counter("nudge_policy_decisions_total", labels,
+			"Marketing SMS not sent now, by reason.");
 	}
 	metric_decisions[0] = metric_decisions[1];
 }

@@ -18,6 +18,7 @@ command -v pkg-config >/dev/null 2>&1 || need pkg-config
 [ -f /usr/include/csv.h ] || need libcsv-dev
 command -v mdb_stat >/dev/null 2>&1 || need lmdb-utils
 command -v clang >/dev/null 2>&1 || need clang
+command -v clang-format >/dev/null 2>&1 || need clang-format
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 	need libclang-rt-14-dev
 perl -MNet::SMPP -e1 >/dev/null 2>&1 || need libnet-smpp-perl
