@@ -2071,6 +2071,173 @@ subscriber_print_profile(const struct subscriber *subscriber)
 	}
 }
 
+static const char *const consent_state_names[CONSENT_STATE_COUNT] = {
+    [CONSENT_NEVER] = "never",
+    [CONSENT_PENDING] = "pending",
+    [CONSENT_SUBSCRIBED] = "subscribed",
+    [CONSENT_UNSUBSCRIBED] = "unsubscribed",
+};
+
+static const char *const consent_source_names[CONSENT_SOURCE_COUNT] = {
+    [CONSENT_SOURCE_FORM] = "form",
+    [CONSENT_SOURCE_CHECKOUT] = "checkout",
+    [CONSENT_SOURCE_KEYWORD] = "keyword",
+    [CONSENT_SOURCE_API] = "api",
+    [CONSENT_SOURCE_IMPORT] = "import",
+    [CONSENT_SOURCE_CARRIER] = "carrier",
+};
+
+static const char *const policy_verdict_names[] = {
+    [POLICY_SEND] = "send",
+    [POLICY_DEFER] = "deferred",
+    [POLICY_SKIP] = "skipped",
+};
+
+static const char *const policy_reason_names[POLICY_REASON_COUNT] = {
+    [POLICY_REASON_NONE] = "none",
+    [POLICY_REASON_NO_CONSENT] = "no-consent",
+    [POLICY_REASON_OPTED_OUT] = "opted-out",
+    [POLICY_REASON_QUIET_HOURS] = "quiet-hours",
+    [POLICY_REASON_SMART_SENDING] = "smart-sending",
+    [POLICY_REASON_FREQUENCY_CAP] = "frequency-cap",
+    [POLICY_REASON_ABANDONMENT_LIMIT] = "abandonment-limit",
+    [POLICY_REASON_ABANDONMENT_48H] = "abandonment-48h-passed",
+    [POLICY_REASON_EXITED] = "exited",
+};
+
+#define SUBSCRIBER_HISTORY_MAX 20
+
+/*
+ * The newest (at most SUBSCRIBER_HISTORY_MAX) records of db filed under
+ * "digits NUL time": consent changes and policy decisions. Returns how
+ * many were copied into records (size bytes each), oldest first.
+ */
+static size_t
+subscriber_history(struct store *store, enum store_db db, const char *number,
+    void *records, size_t size)
+{
+	struct store_cursor *cursor;
+	const void *key, *value;
+	const char *digits = number[0] == '+' ? number + 1 : number;
+	size_t key_length, value_length, length = strlen(digits), count = 0;
+	size_t total = 0, first;
+	uint8_t *ring = records;
+	enum store_result result;
+
+	if (store_cursor_open(store, db, &cursor) != STORE_OK)
+		return 0;
+	for (result = store_cursor_seek(cursor, digits, length + 1, &key,
+		 &key_length, &value, &value_length);
+	     result == STORE_OK; result = store_cursor_next(cursor, &key,
+				     &key_length, &value, &value_length)) {
+		if (key_length != length + 9 ||
+		    memcmp(key, digits, length) != 0 ||
+		    ((const uint8_t *)key)[length] != 0)
+			break;
+		if (value_length != size)
+			continue;
+		/* A ring of the newest; the cursor only goes forward. */
+		memcpy(ring + (total % SUBSCRIBER_HISTORY_MAX) * size, value,
+		    size);
+		total++;
+	}
+	store_cursor_close(cursor);
+	count = total < SUBSCRIBER_HISTORY_MAX ? total : SUBSCRIBER_HISTORY_MAX;
+	if (total > SUBSCRIBER_HISTORY_MAX) {
+		/* Rotate so the oldest kept comes first. */
+		uint8_t *ordered = malloc(count * size);
+
+		if (ordered == NULL)
+			return 0;
+		first = total % SUBSCRIBER_HISTORY_MAX;
+		memcpy(ordered, ring + first * size, (count - first) * size);
+		memcpy(ordered + (count - first) * size, ring, first * size);
+		memcpy(ring, ordered, count * size);
+		free(ordered);
+	}
+	return count;
+}
+
+/* Consent changes and decisions not to send, as text. */
+static void
+subscriber_print_history(struct store *store, const char *number)
+{
+	struct consent_record changes[SUBSCRIBER_HISTORY_MAX];
+	struct policy_decision_record decisions[SUBSCRIBER_HISTORY_MAX];
+	char when[TIME_TEXT_SIZE], until[TIME_TEXT_SIZE];
+	size_t count, i;
+
+	count = subscriber_history(store, STORE_DB_CONSENT_HISTORY, number,
+	    changes, sizeof(changes[0]));
+	printf("consent history: %zu\n", count);
+	for (i = 0; i < count; i++)
+		printf("  time=%s state=%s source=%s wording=%s\n",
+		    time_text(changes[i].time_us, when, sizeof(when)),
+		    name_of(consent_state_names, nitems(consent_state_names),
+			changes[i].state),
+		    name_of(consent_source_names, nitems(consent_source_names),
+			changes[i].source),
+		    field_text(changes[i].wording));
+	count = subscriber_history(
+	    store, STORE_DB_DECISIONS, number, decisions, sizeof(decisions[0]));
+	printf("decisions: %zu\n", count);
+	for (i = 0; i < count; i++)
+		printf("  time=%s %s reason=%s until=%s origin=%s step=%s "
+		       "journey=%" PRIu64 " message=%" PRIu64 "\n",
+		    time_text(decisions[i].time_us, when, sizeof(when)),
+		    name_of(policy_verdict_names, nitems(policy_verdict_names),
+			decisions[i].verdict),
+		    name_of(policy_reason_names, nitems(policy_reason_names),
+			decisions[i].reason),
+		    time_text(decisions[i].until_us, until, sizeof(until)),
+		    field_text(decisions[i].origin),
+		    field_text(decisions[i].step), decisions[i].journey_id,
+		    decisions[i].message_id);
+}
+
+/* The same two lists as JSON arrays in object. */
+static void
+subscriber_history_json(struct store *store, const char *number, json_t *object)
+{
+	struct consent_record changes[SUBSCRIBER_HISTORY_MAX];
+	struct policy_decision_record decisions[SUBSCRIBER_HISTORY_MAX];
+	json_t *list;
+	size_t count, i;
+
+	count = subscriber_history(store, STORE_DB_CONSENT_HISTORY, number,
+	    changes, sizeof(changes[0]));
+	list = json_array();
+	for (i = 0; i < count; i++)
+		json_array_append_new(list,
+		    json_pack("{s:o, s:s, s:s, s:o}", "time",
+			json_time(changes[i].time_us), "state",
+			name_of(consent_state_names,
+			    nitems(consent_state_names), changes[i].state),
+			"source",
+			name_of(consent_source_names,
+			    nitems(consent_source_names), changes[i].source),
+			"wording", json_field(changes[i].wording)));
+	json_object_set_new(object, "consent_history", list);
+	count = subscriber_history(
+	    store, STORE_DB_DECISIONS, number, decisions, sizeof(decisions[0]));
+	list = json_array();
+	for (i = 0; i < count; i++)
+		json_array_append_new(list,
+		    json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:I, s:I}",
+			"time", json_time(decisions[i].time_us), "verdict",
+			name_of(policy_verdict_names,
+			    nitems(policy_verdict_names), decisions[i].verdict),
+			"reason",
+			name_of(policy_reason_names,
+			    nitems(policy_reason_names), decisions[i].reason),
+			"until", json_time(decisions[i].until_us), "origin",
+			json_field(decisions[i].origin), "step",
+			json_field(decisions[i].step), "journey",
+			(json_int_t)decisions[i].journey_id, "message",
+			(json_int_t)decisions[i].message_id));
+	json_object_set_new(object, "decisions", list);
+}
+
 /* The whole subscriber as text: profile, consent, journeys, messages. */
 static void
 subscriber_print_text(struct store *store, const struct subscriber *subscriber)
@@ -2091,6 +2258,7 @@ subscriber_print_text(struct store *store, const struct subscriber *subscriber)
 		    field_text(subscriber->optout.source));
 	else
 		printf("consent: opted_out=no\n");
+	subscriber_print_history(store, subscriber->number);
 	kept = id_window_kept(&subscriber->journeys);
 	printf("journeys: %" PRIu64 " active", subscriber->journeys.total);
 	if (kept < subscriber->journeys.total)
@@ -2263,6 +2431,7 @@ subscriber_print_json(struct store *store, const struct subscriber *subscriber)
 	    subscriber->opted_out ? json_field(subscriber->optout.source)
 				  : json_null());
 	json_object_set_new(object, "consent", consent);
+	subscriber_history_json(store, subscriber->number, object);
 	json_object_set_new(
 	    object, "journeys", subscriber_journeys_json(store, subscriber));
 	json_object_set_new(

@@ -117,5 +117,20 @@ advance 7200
 sleep 1
 [ "$(count_texts 12125550123)" = 3 ] || fail "texts after STOP: $(texts 12125550123)"
 pass "STOP: one confirmation, then nothing more even when a flow triggers again"
+
+# Every decision is visible per subscriber, with the consent history.
+"$BUILD/nudgectl" -D "$SCRATCH/var" subscriber "$ROME_NO_CONSENT" >"$SCRATCH/no-consent.txt"
+grep -q "skipped reason=no-consent .*origin=flow:not-interested step=ask-why" "$SCRATCH/no-consent.txt" ||
+    fail "nudgectl subscriber does not show the no-consent decision: $(cat "$SCRATCH/no-consent.txt")"
+"$BUILD/nudgectl" -D "$SCRATCH/var" subscriber "$ROME_QUIET" >"$SCRATCH/quiet.txt"
+grep -q "deferred reason=quiet-hours until=" "$SCRATCH/quiet.txt" || fail "no deferral shown: $(cat "$SCRATCH/quiet.txt")"
+"$BUILD/nudgectl" -D "$SCRATCH/var" subscriber "$NY" --json >"$SCRATCH/ny.json"
+[ "$(perl tests/integration/jsonq.pl '.consent_history[0].state' "$SCRATCH/ny.json")" = subscribed ] ||
+    fail "consent history: $(cat "$SCRATCH/ny.json")"
+last=$(($(perl tests/integration/jsonq.pl '.consent_history.length' "$SCRATCH/ny.json") - 1))
+[ "$(perl tests/integration/jsonq.pl ".consent_history[$last].state" "$SCRATCH/ny.json")" = unsubscribed ] &&
+    [ "$(perl tests/integration/jsonq.pl ".consent_history[$last].source" "$SCRATCH/ny.json")" = keyword ] ||
+    fail "STOP not in the consent history: $(cat "$SCRATCH/ny.json")"
+pass "nudgectl subscriber shows the consent history (form, then STOP) and every decision not to send"
 echo "--- what the SMSC received:"
 texts | cat
