@@ -627,6 +627,23 @@ flow_ab_bucket(const char *number, const char *flow_id)
 	return (unsigned int)(hash % 100);
 }
 
+/* Counts an SMS step that sent nothing, per flow, step and reason. */
+static void
+flow_count_skip(const struct flow *flow, const struct flow_step *step,
+    enum policy_reason reason)
+{
+	char labels[FLOW_ID_SIZE + 128];
+
+	metrics_add(metric_skipped, 1);
+	snprintf(labels, sizeof(labels),
+	    "flow=\"%s\",step=\"%s\",reason=\"%s\"", flow->id, step->id,
+	    policy_strreason(reason));
+	metrics_add(
+	    metrics_counter("nudge_flow_step_skipped_total", labels,
+		"SMS steps that sent nothing, by flow, step and reason."),
+	    1);
+}
+
 /* Sends a journey's SMS step through the outbox (abandonment limits). */
 static void
 flow_step_sms(uint64_t id, struct flow_journey_record *record,
@@ -649,7 +666,9 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 	if (flow->kind == FLOW_KIND_ABANDONMENT &&
 	    (record->sms_sent > 0 || now_us > record->trigger_time_us +
 						  FLOW_ABANDONMENT_WINDOW_US)) {
-		metrics_add(metric_skipped, 1);
+		flow_count_skip(flow, step,
+		    record->sms_sent > 0 ? POLICY_REASON_ABANDONMENT_LIMIT
+					 : POLICY_REASON_ABANDONMENT_48H);
 		policy_record_decision(profile->number, POLICY_SKIP,
 		    record->sms_sent > 0 ? POLICY_REASON_ABANDONMENT_LIMIT
 					 : POLICY_REASON_ABANDONMENT_48H,
@@ -667,7 +686,7 @@ flow_step_sms(uint64_t id, struct flow_journey_record *record,
 		verdict = policy_check(profile->number, zone, flags, 0, now_us,
 		    &not_before_us, &policy_reason);
 		if (verdict == POLICY_SKIP) {
-			metrics_add(metric_skipped, 1);
+			flow_count_skip(flow, step, policy_reason);
 			policy_record_decision(profile->number, POLICY_SKIP,
 			    policy_reason, 0, id, 0, origin, step->id);
 			return;

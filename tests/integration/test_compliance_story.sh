@@ -74,6 +74,9 @@ grep -q "policy skipped number=+3934••••••02 reason=no-consent origi
     fail "the no-consent decision was not recorded"
 curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^nudge_policy_decisions_total{reason="no-consent"} [1-9]' ||
     fail "no-consent decisions not counted"
+curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" |
+    grep -q '^nudge_flow_step_skipped_total{flow="not-interested",step="ask-why",reason="no-consent"} 1$' ||
+    fail "the skip is not counted per flow step"
 pass "Rome without consent got nothing; the skip is logged and counted"
 
 # Rome in quiet hours: deferred to 08:00 Rome, durably, visible on the message.
