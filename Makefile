@@ -5,6 +5,7 @@
 #   make asan     the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz     run every libFuzzer target for FUZZ_SECONDS each
 #   make bench    benchmarks (figures, never in make test)
+#   make soak     SOAK_SECONDS of load under faults (not in CI)
 #   make install  PREFIX=/usr/local DESTDIR=
 #   V=1           show full commands
 
@@ -13,6 +14,7 @@ BUILD		?= build
 PREFIX		?= /usr/local
 DESTDIR		?=
 FUZZ_SECONDS	?= 60
+SOAK_SECONDS	?= 600
 CONF		?= conf/nudged.conf
 
 PKGS		:= libevent libevent_openssl lmdb libxml-2.0 jansson inih glib-2.0 openssl
@@ -132,7 +134,8 @@ BENCHES := \
 # ---- scripted benchmarks: tests/bench/bench_NAME.sh, nudged over HTTP -------
 BENCH_SCRIPTS := \
 	events \
-	journeys
+	journeys \
+	relay
 
 SMPP_OBJS	:= $(SMPP_SRCS:%.c=$(BUILD)/obj/%.o)
 NUDGE_OBJS	:= $(NUDGE_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -144,9 +147,10 @@ NUDGECTL	:= $(BUILD)/nudgectl
 UNIT_BINS	:= $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 BENCH_BINS	:= $(BENCHES:%=$(BUILD)/bench/bench_%)
 HTTP_DRIVER	:= $(BUILD)/bench/http_driver
+SMPP_LOAD	:= $(BUILD)/bench/smpp_load
 
 .PHONY: all deps run test test-unit test-integration asan fuzz fuzz-build \
-	bench install clean format check-format
+	bench soak install clean format check-format
 
 all: $(NUDGED) $(SMSC_SIM) $(NUDGECTL)
 
@@ -198,6 +202,13 @@ $(HTTP_DRIVER): $(BUILD)/obj/tests/bench/http_driver.o
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent)
 
+# The SMPP load client (ESME) of bench_relay.sh and the soak: smpp/ and
+# libevent.
+$(SMPP_LOAD): $(BUILD)/obj/tests/bench/smpp_load.o $(LIBSMPP)
+	$(quiet) LD $@
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent)
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run.sh $(BUILD) $(CONF)
@@ -245,8 +256,15 @@ fuzz: fuzz-build
 	@tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BINS) $(HTTP_DRIVER)
+	@$(MAKE) --no-print-directory all $(BENCH_BINS) $(HTTP_DRIVER) \
+	    $(SMPP_LOAD)
 	@BUILD=$(BUILD) tests/bench/run.sh $(BENCHES) $(BENCH_SCRIPTS)
+
+# Events and relayed submits for SOAK_SECONDS while nudged is killed and the
+# SMSC restarted, throttled and stalled; then every promise is checked.
+soak: deps
+	@$(MAKE) --no-print-directory all $(HTTP_DRIVER) $(SMPP_LOAD)
+	@BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) sh tests/soak/soak.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/nudge/rules \
