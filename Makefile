@@ -134,6 +134,7 @@ BENCHES := \
 # ---- scripted benchmarks: tests/bench/bench_NAME.sh, nudged over HTTP -------
 BENCH_SCRIPTS := \
 	events \
+	kannel \
 	journeys \
 	relay
 

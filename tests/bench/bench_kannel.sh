@@ -1,0 +1,469 @@
+#!/bin/sh
+# bench_kannel.sh - HTTP -> SMPP head to head with Kannel 1.4.5 (issue 8,
+# row 2). The same upstream sink (tools/smsc-sim: acks at once, one
+# receipt per message, a fresh instance per case), N messages injected over
+# keep-alive HTTP by the same C driver with the same concurrency:
+#
+#   nudged   POST /v1/messages {"to","from","text"}, durable ([store]
+#            sync = yes), one upstream link with the default window (64)
+#   Kannel   smsbox GET /cgi-bin/sendsms with dlr-mask=3 and no dlr-url
+#            (a dlr-url callback per message halves Kannel's rate: see
+#            /work/shared/PEERS.md), bearerbox bound to the sink as a
+#            transceiver, max-pending-submits 1000, no store file
+#            (Kannel's queue lives in memory: not durable)
+#
+# Why 1000 and not Kannel's default of 10: Kannel does not set TCP_NODELAY
+# on its SMPP socket, so with a receipt per message its next submit_sm
+# waits for the sink's delayed ACK (~40 ms); measured here with mtbatch and
+# receipts: 10 pending -> ~460/s, 100 -> ~2,100/s, 1000 -> ~3,700/s. The
+# benchmark gives Kannel its best of those (KANNEL_MAX_PENDING overrides).
+#
+# Cases: single8 and single32 (one message per request on 8 / 32
+# connections) and bulk: nudged's {"messages":[...100]} on 8 connections
+# against Kannel's mtbatch (kannel-extras) feeding bearerbox directly.
+# Figures per side: messages/s from the first request to the last submit at
+# the sink, messages/s to the last receipt the gateway took (the sink's
+# receipts_acked; nudged's nudge_receipts_matched_total is checked too),
+# the gateway's CPU per message (nudged; bearerbox + smsbox) and peak RSS.
+# One table row per case, BENCH lines, and build/bench/results.json
+# (merged, keyed by row name). BENCH_N=100000 (BENCH_N32 for the 32
+# connection rows, default BENCH_N / 2). Run by `make bench`.
+. tests/bench/bench_lib.sh
+. tests/integration/kannel.sh
+
+N=${BENCH_N:-100000}
+N32=${BENCH_N32:-$((N / 2))}
+BATCH=100
+FIRST=3400000000 # numbers +393400000000... (Italian mobile, 10 digits)
+SENDER=4930123
+TEXT="Your order {{n}} has shipped: track it at shop.example"
+QUERY_TEXT=$(echo "$TEXT" | sed 's/ /+/g; s/:/%3A/g')
+MTBATCH=${MTBATCH:-/usr/bin/mtbatch}
+KANNEL_MAX_PENDING=${KANNEL_MAX_PENDING:-1000}
+RESULTS_JSON="$BUILD/bench/results.json"
+STALL_SECONDS=20 # no progress at the sink for this long: give up the case
+
+printf '{"to":"+39{{n}}","from":"%s","text":"%s"}\n' "$SENDER" "$TEXT" \
+    >"$SCRATCH/message.json"
+
+# ---- the sink ------------------------------------------------------------
+
+# start_sink SYSTEM_ID PASSWORD: a fresh smsc-sim with its HTTP API; sets
+# SINK_PORT, SINK_HTTP_PORT and SINK_PID. stdin is a FIFO held open (EOF
+# would end it).
+start_sink() {
+	SINK_PORT=$(free_port)
+	rm -f "$SCRATCH/sink.in"
+	mkfifo "$SCRATCH/sink.in"
+	"$BUILD/smsc-sim" -p "$SINK_PORT" -u "$1" -P "$2" --http-port 0 \
+	    --receipt-delay-ms 0 --quit-after 600 <"$SCRATCH/sink.in" \
+	    >"$SCRATCH/sink.out" 2>"$SCRATCH/sink.log" &
+	SINK_PID=$!
+	PIDS="$PIDS $SINK_PID"
+	exec 8>"$SCRATCH/sink.in"
+	wait_for 10 grep -q READY "$SCRATCH/sink.out" ||
+	    fail "smsc-sim did not start"
+	SINK_HTTP_PORT=$(awk '$1 == "HTTP" { print $2 }' "$SCRATCH/sink.out")
+}
+
+# stop_sink: the sink leaves PIDS once it is gone (pids wrap quickly).
+stop_sink() {
+	exec 8>&-
+	stop_pid "$SINK_PID" 10
+	PIDS=$(echo " $PIDS " | sed "s/ $SINK_PID / /g")
+}
+
+# sink_counter NAME: a counter of the sink's GET /stats.
+sink_counter() {
+	curl -fsS --max-time 2 "http://127.0.0.1:$SINK_HTTP_PORT/stats" |
+	    perl -MJSON::PP -e 'my $s = decode_json(join "", <STDIN>);
+	        print $s->{$ARGV[0]} // 0, "\n"' "$1"
+}
+
+# wait_sink NAME COUNT: polls the counter every 10 ms until it reaches
+# COUNT; WAIT_AT is the time it did (or the time of the last progress when
+# it stalled for STALL_SECONDS), WAIT_COUNT the last value read.
+wait_sink() {
+	last=-1
+	WAIT_AT=$(now)
+	while :; do
+		WAIT_COUNT=$(sink_counter "$1") || WAIT_COUNT=$last
+		if [ "$WAIT_COUNT" != "$last" ]; then
+			WAIT_AT=$(now)
+			last=$WAIT_COUNT
+		fi
+		[ "$WAIT_COUNT" -ge "$2" ] && return 0
+		[ "$(calc "$(now) - $WAIT_AT > $STALL_SECONDS")" = 1 ] &&
+		    return 1
+		sleep 0.01
+	done
+}
+
+# ---- Kannel for benchmarks -----------------------------------------------
+
+# kannel_bench_config DIR SINK_PORT: kannel.conf like the integration
+# harness's, but quiet (log-level 4, no access logs) and with no get-url
+# service: only MT and receipts run.
+kannel_bench_config() {
+	KANNEL_ADMIN_PORT=$(free_port)
+	KANNEL_BOX_PORT=$(free_port)
+	KANNEL_SENDSMS_PORT=$(free_port)
+	cat >"$1/kannel.conf" <<CONF
+group = core
+admin-port = $KANNEL_ADMIN_PORT
+admin-interface = 127.0.0.1
+admin-password = $KANNEL_PASSWORD
+status-password = $KANNEL_PASSWORD
+admin-allow-ip = "127.0.0.1"
+admin-deny-ip = "*.*.*.*"
+smsbox-port = $KANNEL_BOX_PORT
+smsbox-interface = 127.0.0.1
+box-allow-ip = "127.0.0.1"
+box-deny-ip = "*.*.*.*"
+log-file = "$1/bearerbox.log"
+log-level = 4
+dlr-storage = internal
+sms-resend-freq = 2
+
+group = smsc
+smsc = smpp
+smsc-id = $KANNEL_SMSC_ID
+host = 127.0.0.1
+port = $2
+transceiver-mode = true
+smsc-username = $KANNEL_SMSC_USERNAME
+smsc-password = $KANNEL_SMSC_PASSWORD
+system-type = ""
+source-addr-ton = 1
+source-addr-npi = 1
+dest-addr-ton = 1
+dest-addr-npi = 1
+reconnect-delay = 2
+enquire-link-interval = 30
+max-pending-submits = $KANNEL_MAX_PENDING
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+bearerbox-port = $KANNEL_BOX_PORT
+sendsms-port = $KANNEL_SENDSMS_PORT
+sendsms-interface = 127.0.0.1
+log-file = "$1/smsbox.log"
+log-level = 4
+
+group = sendsms-user
+username = $KANNEL_SENDSMS_USER
+password = $KANNEL_SENDSMS_PASSWORD
+user-allow-ip = "127.0.0.1"
+default-smsc = $KANNEL_SMSC_ID
+max-messages = 1
+CONF
+}
+
+# start_kannel_bench DIR SINK_PORT WITH_SMSBOX: bearerbox bound to the sink,
+# then smsbox unless WITH_SMSBOX is 0 (mtbatch takes smsbox's place).
+start_kannel_bench() {
+	KANNEL_DIR=$1
+	mkdir -p "$KANNEL_DIR"
+	kannel_bench_config "$KANNEL_DIR" "$2"
+	"$BEARERBOX" -v 4 "$KANNEL_DIR/kannel.conf" \
+	    >"$KANNEL_DIR/bearerbox.out" 2>&1 &
+	BEARERBOX_PID=$!
+	PIDS="$PIDS $BEARERBOX_PID"
+	# smsbox started before bearerbox listens panics: wait for the bind.
+	wait_for 15 kannel_online 1 || fail "bearerbox did not bind to the sink"
+	SMSBOX_PID=""
+	[ "$3" = 0 ] && return 0
+	"$SMSBOX" -v 4 "$KANNEL_DIR/kannel.conf" >"$KANNEL_DIR/smsbox.out" 2>&1 &
+	SMSBOX_PID=$!
+	PIDS="$PIDS $SMSBOX_PID"
+	wait_for 10 sh -c "curl -fsS --max-time 1 'http://127.0.0.1:$KANNEL_ADMIN_PORT/status.txt?password=$KANNEL_PASSWORD' | grep -q 'smsbox:'" ||
+	    fail "smsbox did not connect to bearerbox within 10 s"
+	wait_for 10 curl -s --max-time 1 -o /dev/null \
+	    "http://127.0.0.1:$KANNEL_SENDSMS_PORT/" ||
+	    fail "smsbox's sendsms port did not answer within 10 s"
+}
+
+# stop_kannel_bench: stop_kannel, then the boxes leave PIDS.
+stop_kannel_bench() {
+	for pid in $BEARERBOX_PID $SMSBOX_PID; do
+		PIDS=$(echo " $PIDS " | sed "s/ $pid / /g")
+	done
+	stop_kannel
+}
+
+# ---- measuring -------------------------------------------------------------
+
+# gateway_ticks PID...: CPU clock ticks of the processes together.
+gateway_ticks() {
+	ticks=0
+	for pid in "$@"; do
+		ticks=$((ticks + $(cpu_ticks "$pid")))
+	done
+	echo "$ticks"
+}
+
+# gateway_hwm_kb PID...: the sum of the processes' peak RSS (VmHWM), kB.
+gateway_hwm_kb() {
+	kb=0
+	for pid in "$@"; do
+		kb=$((kb + $(status_kb "$pid" VmHWM)))
+	done
+	echo "$kb"
+}
+
+# measure SIDE COUNT PID...: after the injector was started at START_AT,
+# waits for COUNT submits and COUNT receipts at the sink and sets the SIDE
+# figures: *_SUBMIT_RATE, *_RECEIPT_RATE, *_CPU_US, *_RSS_MB.
+measure() {
+	side=$1
+	count=$2
+	shift 2
+	label=$(echo "$side" | tr A-Z a-z)
+	if wait_sink acked "$count"; then
+		submit_rate=$(calc "$count / ($WAIT_AT - $START_AT)")
+	else
+		echo "  $label: only $WAIT_COUNT of $count submits reached the sink"
+		submit_rate=0
+	fi
+	if wait_sink receipts_acked "$count"; then
+		receipt_rate=$(calc "$count / ($WAIT_AT - $START_AT)")
+	else
+		echo "  $label: only $WAIT_COUNT of $count receipts were acked"
+		receipt_rate=0
+	fi
+	ticks_after=$(gateway_ticks "$@")
+	cpu_us=$(calc "($ticks_after - $TICKS_BEFORE) / $TICKS_PER_SECOND * 1e6 / $count")
+	rss_mb=$(calc "$(gateway_hwm_kb "$@") / 1024")
+	eval "${side}_SUBMIT_RATE=\$(printf '%.0f' \"\$submit_rate\")"
+	eval "${side}_RECEIPT_RATE=\$(printf '%.0f' \"\$receipt_rate\")"
+	eval "${side}_CPU_US=\$(printf '%.1f' \"\$cpu_us\")"
+	eval "${side}_RSS_MB=\$(printf '%.1f' \"\$rss_mb\")"
+}
+
+# driver_line FILE: the driver's wall time and requests/s, on one line.
+driver_line() {
+	awk '$1 == "wall" { wall = $2 } $1 == "requests/s" { rate = $2 }
+	    $1 == "requests" { sub(/^[^(]*/, ""); answers = $0 }
+	    END { printf "driver %s s, %s requests/s %s", wall, rate, answers }' \
+	    "$1"
+}
+
+# nudged_case NAME CONNECTIONS COUNT BATCH: COUNT messages into a fresh
+# nudged (BATCH per request, 0 for single ones) bound to a fresh sink.
+nudged_case() {
+	name=$1
+	connections=$2
+	count=$3
+	batch=$4
+	start_sink nudge secret
+	bench_config "$SCRATCH/nudged.conf" yes "quiet_hours = no"
+	add_link "$SCRATCH/nudged.conf" sink "$SINK_PORT"
+	start_nudged "$SCRATCH/nudged.conf"
+	wait_for 10 link_bound sink || fail "nudged's link did not bind"
+	if [ "$batch" -gt 0 ]; then
+		requests=$((count / batch))
+		batch_option="--batch $batch --batch-key messages"
+	else
+		requests=$count
+		batch_option=""
+	fi
+	TICKS_BEFORE=$(gateway_ticks "$NUDGED_PID")
+	START_AT=$(now)
+	# shellcheck disable=SC2086 # batch_option is empty or four words
+	"$DRIVER" --port "$HTTP_PORT" --connections "$connections" \
+	    --requests "$requests" $batch_option --path /v1/messages \
+	    --token "$TOKEN" --body-file "$SCRATCH/message.json" \
+	    --first "$FIRST" --name "kannel.$name.nudged" \
+	    >"$SCRATCH/driver.out" 2>&1 ||
+	    fail "driver: nudged $name: exit $?: $(cat "$SCRATCH/driver.out")"
+	measure NUDGED "$count" "$NUDGED_PID"
+	matched=$(metric nudge_receipts_matched_total)
+	echo "  nudged: $(driver_line "$SCRATCH/driver.out"), receipts" \
+	    "matched $matched"
+	[ "$matched" -ge "$count" ] ||
+	    echo "  warning: nudged matched $matched receipts of $count"
+	stop_nudged
+	stop_sink
+}
+
+# kannel_case NAME CONNECTIONS COUNT: COUNT sendsms requests into a fresh
+# Kannel bound to a fresh sink.
+kannel_case() {
+	name=$1
+	connections=$2
+	count=$3
+	start_sink "$KANNEL_SMSC_USERNAME" "$KANNEL_SMSC_PASSWORD"
+	start_kannel_bench "$SCRATCH/kannel.$name" "$SINK_PORT" 1
+	path="/cgi-bin/sendsms?username=$KANNEL_SENDSMS_USER&password=$KANNEL_SENDSMS_PASSWORD&from=$SENDER&to=%2B39{{n}}&text=$QUERY_TEXT&dlr-mask=3"
+	TICKS_BEFORE=$(gateway_ticks "$BEARERBOX_PID" "$SMSBOX_PID")
+	START_AT=$(now)
+	"$DRIVER" --port "$KANNEL_SENDSMS_PORT" --connections "$connections" \
+	    --requests "$count" --method GET --path "$path" \
+	    --first "$FIRST" --name "kannel.$name.kannel" \
+	    >"$SCRATCH/driver.out" 2>&1 ||
+	    fail "driver: Kannel $name: exit $?: $(cat "$SCRATCH/driver.out")"
+	measure KANNEL "$count" "$BEARERBOX_PID" "$SMSBOX_PID"
+	echo "  kannel: $(driver_line "$SCRATCH/driver.out")"
+	stop_kannel_bench
+	stop_sink
+}
+
+# mtbatch_case NAME COUNT: COUNT messages through mtbatch into bearerbox
+# (no smsbox), one receiver per line (digits only: mtbatch refuses a "+").
+# mtbatch insists on a dlr-url with a dlr-mask; it plays smsbox, gets the
+# reports itself and drops them, so the URL is never fetched.
+mtbatch_case() {
+	name=$1
+	count=$2
+	start_sink "$KANNEL_SMSC_USERNAME" "$KANNEL_SMSC_PASSWORD"
+	start_kannel_bench "$SCRATCH/kannel.$name" "$SINK_PORT" 0
+	echo "$TEXT" | sed 's/{{n}}/batch/' >"$SCRATCH/mtbatch.content"
+	awk -v first="$FIRST" -v count="$count" \
+	    'BEGIN { for (i = 0; i < count; i++) printf "39%.0f\n", first + i }' \
+	    >"$SCRATCH/mtbatch.receivers"
+	TICKS_BEFORE=$(gateway_ticks "$BEARERBOX_PID")
+	START_AT=$(now)
+	"$MTBATCH" -v 2 -b 127.0.0.1 -p "$KANNEL_BOX_PORT" -f "$SENDER" \
+	    -D 3 -u http://127.0.0.1:9/dlr -r "$KANNEL_SMSC_ID" "$SCRATCH/mtbatch.content" \
+	    "$SCRATCH/mtbatch.receivers" >"$SCRATCH/mtbatch.out" 2>&1 &
+	mtbatch_pid=$!
+	PIDS="$PIDS $mtbatch_pid"
+	measure KANNEL "$count" "$BEARERBOX_PID"
+	# mtbatch waits for bearerbox's acks; give it a bounded while.
+	waited=0
+	while running "$mtbatch_pid" && [ "$waited" -lt 100 ]; do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	running "$mtbatch_pid" && kill -TERM "$mtbatch_pid"
+	mtbatch_status=0
+	wait "$mtbatch_pid" || mtbatch_status=$?
+	PIDS=$(echo " $PIDS " | sed "s/ $mtbatch_pid / /g")
+	echo "  kannel: mtbatch exit $mtbatch_status"
+	stop_kannel_bench
+	stop_sink
+}
+
+# ---- reporting -------------------------------------------------------------
+
+# report NAME COUNT NOTE: the table rows of a case (printed and kept for the
+# summary), its BENCH lines and its lines for results.json.
+report() {
+	row=kannel.$1
+	submit_ratio=$(calc "$KANNEL_SUBMIT_RATE > 0 ? $NUDGED_SUBMIT_RATE / $KANNEL_SUBMIT_RATE : 0")
+	receipt_ratio=$(calc "$KANNEL_RECEIPT_RATE > 0 ? $NUDGED_RECEIPT_RATE / $KANNEL_RECEIPT_RATE : 0")
+	cpu_ratio=$(calc "$KANNEL_CPU_US > 0 ? $NUDGED_CPU_US / $KANNEL_CPU_US : 0")
+	rss_ratio=$(calc "$KANNEL_RSS_MB > 0 ? $NUDGED_RSS_MB / $KANNEL_RSS_MB : 0")
+	{
+		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "$1" "$2" \
+		    "submits/s at sink" "$NUDGED_SUBMIT_RATE" \
+		    "$KANNEL_SUBMIT_RATE" "$submit_ratio"
+		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "" "" "receipts/s" \
+		    "$NUDGED_RECEIPT_RATE" "$KANNEL_RECEIPT_RATE" \
+		    "$receipt_ratio"
+		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "" "" "cpu us/message" \
+		    "$NUDGED_CPU_US" "$KANNEL_CPU_US" "$cpu_ratio"
+		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "" "" "peak RSS MB" \
+		    "$NUDGED_RSS_MB" "$KANNEL_RSS_MB" "$rss_ratio"
+		echo "          ($3)"
+	} | tee -a "$SCRATCH/table"
+	for side in nudged kannel; do
+		upper=$(echo "$side" | tr a-z A-Z)
+		eval "submit=\$${upper}_SUBMIT_RATE receipt=\$${upper}_RECEIPT_RATE"
+		eval "cpu=\$${upper}_CPU_US rss=\$${upper}_RSS_MB"
+		bench "$row.$side.submits_per_second" "$submit" messages/s >>"$SCRATCH/bench.lines"
+		bench "$row.$side.receipts_per_second" "$receipt" messages/s >>"$SCRATCH/bench.lines"
+		bench "$row.$side.cpu_per_message" "$cpu" us >>"$SCRATCH/bench.lines"
+		bench "$row.$side.peak_rss" "$rss" MB >>"$SCRATCH/bench.lines"
+		echo "$row $side $2 $submit $receipt $cpu $rss" >>"$SCRATCH/rows"
+	done
+	bench "$row.ratio_submits" "$(printf '%.2f' "$submit_ratio")" ratio >>"$SCRATCH/bench.lines"
+	bench "$row.ratio_receipts" "$(printf '%.2f' "$receipt_ratio")" ratio >>"$SCRATCH/bench.lines"
+	echo "$row note $3" >>"$SCRATCH/rows"
+}
+
+# write_json: merges the rows into RESULTS_JSON (an object keyed by row).
+write_json() {
+	perl -MJSON::PP -e '
+		my ($file, $rows) = @ARGV;
+		my $all = {};
+		if (open(my $in, "<", $file)) {
+			local $/;
+			$all = eval { decode_json(<$in>) } || {};
+		}
+		open(my $fh, "<", $rows) or die "$rows: $!";
+		while (<$fh>) {
+			chomp;
+			my ($row, $side, @rest) = split / /, $_;
+			if ($side eq "note") {
+				$all->{$row}{note} = join(" ", @rest);
+				next;
+			}
+			my ($n, $submit, $receipt, $cpu, $rss) = @rest;
+			$all->{$row}{messages} = $n + 0;
+			$all->{$row}{$side} = {
+			    submits_per_second => $submit + 0,
+			    receipts_per_second => $receipt + 0,
+			    cpu_us_per_message => $cpu + 0,
+			    peak_rss_mb => $rss + 0 };
+		}
+		for my $row (keys %$all) {
+			my $r = $all->{$row};
+			next unless ref $r->{nudged} && ref $r->{kannel};
+			for my $k (qw(submits_per_second receipts_per_second)) {
+				my $them = $r->{kannel}{$k};
+				$r->{ratio}{$k} = $them ? 0 + sprintf("%.2f",
+				    $r->{nudged}{$k} / $them) : undef;
+			}
+		}
+		open(my $out, ">", "$file.tmp") or die "$file.tmp: $!";
+		print $out JSON::PP->new->canonical->pretty->encode($all);
+		close($out) or die;
+		rename("$file.tmp", $file) or die;
+	' "$RESULTS_JSON" "$SCRATCH/rows"
+}
+
+# ---- the cases -------------------------------------------------------------
+
+[ -x "$BEARERBOX" ] && [ -x "$SMSBOX" ] ||
+    fail "Kannel is not installed ($BEARERBOX, $SMSBOX): apt-get install kannel"
+[ -x "$BUILD/smsc-sim" ] || fail "$BUILD/smsc-sim is missing (make $BUILD/smsc-sim)"
+mkdir -p "$BUILD/bench"
+: >"$SCRATCH/rows"
+: >"$SCRATCH/bench.lines"
+: >"$SCRATCH/table"
+
+echo "kannel: HTTP -> SMPP into smsc-sim (acks at once, one receipt each);"
+echo "  N=$N (32-connection rows N=$N32); nudged durable, window 64;"
+echo "  Kannel in memory (no store file), max-pending-submits $KANNEL_MAX_PENDING,"
+echo "  no dlr-url (dlr-mask=3: receipts requested and matched, no callback)"
+echo "  $(load_note)"
+echo
+
+echo "== single8: one message per request, 8 connections"
+nudged_case single8 8 "$N" 0
+kannel_case single8 8 "$N"
+report single8 "$N" "sendsms GET vs POST /v1/messages, 8 connections"
+echo "== single32: one message per request, 32 connections"
+nudged_case single32 32 "$N32" 0
+kannel_case single32 32 "$N32"
+report single32 "$N32" "sendsms GET vs POST /v1/messages, 32 connections"
+bulk=$(((N / BATCH) * BATCH))
+echo "== bulk: batches of $BATCH vs mtbatch"
+nudged_case bulk 8 "$bulk" "$BATCH"
+if [ -x "$MTBATCH" ]; then
+	mtbatch_case bulk "$bulk"
+	report bulk "$bulk" "nudged {\"messages\":[$BATCH]} on 8 connections vs mtbatch into bearerbox (no smsbox; Kannel cpu is bearerbox only)"
+else
+	echo "  mtbatch is not installed ($MTBATCH; Debian kannel-extras): no Kannel figure"
+	KANNEL_SUBMIT_RATE=0 KANNEL_RECEIPT_RATE=0 KANNEL_CPU_US=0 KANNEL_RSS_MB=0
+	report bulk "$bulk" "mtbatch not installed: Kannel side empty"
+fi
+
+echo
+printf '%-9s %7s %-18s %8s %8s %6s\n' case messages figure nudged kannel ratio
+cat "$SCRATCH/table"
+cat "$SCRATCH/bench.lines"
+write_json
+echo "results merged into $RESULTS_JSON"
+load_note
