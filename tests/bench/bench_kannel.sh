@@ -73,21 +73,23 @@ stop_sink() {
 	PIDS=$(echo " $PIDS " | sed "s/ $SINK_PID / /g")
 }
 
-# sink_counter NAME: a counter of the sink's GET /stats.
+# sink_counter NAME: a counter of the sink's GET /stats (flat JSON of
+# integers; sed rather than perl: this runs every 50 ms next to the
+# gateway being measured, on the same cores).
 sink_counter() {
 	curl -fsS --max-time 2 "http://127.0.0.1:$SINK_HTTP_PORT/stats" |
-	    perl -MJSON::PP -e 'my $s = decode_json(join "", <STDIN>);
-	        print $s->{$ARGV[0]} // 0, "\n"' "$1"
+	    sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"
 }
 
-# wait_sink NAME COUNT: polls the counter every 10 ms until it reaches
+# wait_sink NAME COUNT: polls the counter every 50 ms until it reaches
 # COUNT; WAIT_AT is the time it did (or the time of the last progress when
 # it stalled for STALL_SECONDS), WAIT_COUNT the last value read.
 wait_sink() {
 	last=-1
 	WAIT_AT=$(now)
 	while :; do
-		WAIT_COUNT=$(sink_counter "$1") || WAIT_COUNT=$last
+		WAIT_COUNT=$(sink_counter "$1")
+		[ -n "$WAIT_COUNT" ] || WAIT_COUNT=$last
 		if [ "$WAIT_COUNT" != "$last" ]; then
 			WAIT_AT=$(now)
 			last=$WAIT_COUNT
@@ -95,7 +97,7 @@ wait_sink() {
 		[ "$WAIT_COUNT" -ge "$2" ] && return 0
 		[ "$(calc "$(now) - $WAIT_AT > $STALL_SECONDS")" = 1 ] &&
 		    return 1
-		sleep 0.01
+		sleep 0.05
 	done
 }
 
@@ -202,18 +204,22 @@ gateway_ticks() {
 	echo "$ticks"
 }
 
-# gateway_hwm_kb PID...: the sum of the processes' peak RSS (VmHWM), kB.
-gateway_hwm_kb() {
+# gateway_kb FIELD PID...: the sum of a /proc/PID/status field, kB.
+gateway_kb() {
+	field=$1
+	shift
 	kb=0
 	for pid in "$@"; do
-		kb=$((kb + $(status_kb "$pid" VmHWM)))
+		kb=$((kb + $(status_kb "$pid" "$field")))
 	done
 	echo "$kb"
 }
 
 # measure SIDE COUNT PID...: after the injector was started at START_AT,
 # waits for COUNT submits and COUNT receipts at the sink and sets the SIDE
-# figures: *_SUBMIT_RATE, *_RECEIPT_RATE, *_CPU_US, *_RSS_MB.
+# figures: *_SUBMIT_RATE, *_RECEIPT_RATE, *_CPU_US, *_RSS_MB (peak RSS;
+# for nudged it counts the LMDB file pages it touched, hence also
+# *_ANON_MB: the anonymous, private memory at the end).
 measure() {
 	side=$1
 	count=$2
@@ -233,11 +239,13 @@ measure() {
 	fi
 	ticks_after=$(gateway_ticks "$@")
 	cpu_us=$(calc "($ticks_after - $TICKS_BEFORE) / $TICKS_PER_SECOND * 1e6 / $count")
-	rss_mb=$(calc "$(gateway_hwm_kb "$@") / 1024")
+	rss_mb=$(calc "$(gateway_kb VmHWM "$@") / 1024")
+	anon_mb=$(calc "$(gateway_kb RssAnon "$@") / 1024")
 	eval "${side}_SUBMIT_RATE=\$(printf '%.0f' \"\$submit_rate\")"
 	eval "${side}_RECEIPT_RATE=\$(printf '%.0f' \"\$receipt_rate\")"
 	eval "${side}_CPU_US=\$(printf '%.1f' \"\$cpu_us\")"
 	eval "${side}_RSS_MB=\$(printf '%.1f' \"\$rss_mb\")"
+	eval "${side}_ANON_MB=\$(printf '%.1f' \"\$anon_mb\")"
 }
 
 # driver_line FILE: the driver's wall time and requests/s, on one line.
@@ -354,6 +362,7 @@ report() {
 	receipt_ratio=$(calc "$KANNEL_RECEIPT_RATE > 0 ? $NUDGED_RECEIPT_RATE / $KANNEL_RECEIPT_RATE : 0")
 	cpu_ratio=$(calc "$KANNEL_CPU_US > 0 ? $NUDGED_CPU_US / $KANNEL_CPU_US : 0")
 	rss_ratio=$(calc "$KANNEL_RSS_MB > 0 ? $NUDGED_RSS_MB / $KANNEL_RSS_MB : 0")
+	anon_ratio=$(calc "$KANNEL_ANON_MB > 0 ? $NUDGED_ANON_MB / $KANNEL_ANON_MB : 0")
 	{
 		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "$1" "$2" \
 		    "submits/s at sink" "$NUDGED_SUBMIT_RATE" \
@@ -365,17 +374,22 @@ report() {
 		    "$NUDGED_CPU_US" "$KANNEL_CPU_US" "$cpu_ratio"
 		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "" "" "peak RSS MB" \
 		    "$NUDGED_RSS_MB" "$KANNEL_RSS_MB" "$rss_ratio"
+		printf '%-9s %7s %-18s %8s %8s %6.2f\n' "" "" "anon RSS MB at end" \
+		    "$NUDGED_ANON_MB" "$KANNEL_ANON_MB" "$anon_ratio"
 		echo "          ($3)"
 	} | tee -a "$SCRATCH/table"
 	for side in nudged kannel; do
 		upper=$(echo "$side" | tr a-z A-Z)
 		eval "submit=\$${upper}_SUBMIT_RATE receipt=\$${upper}_RECEIPT_RATE"
 		eval "cpu=\$${upper}_CPU_US rss=\$${upper}_RSS_MB"
+		eval "anon=\$${upper}_ANON_MB"
 		bench "$row.$side.submits_per_second" "$submit" messages/s >>"$SCRATCH/bench.lines"
 		bench "$row.$side.receipts_per_second" "$receipt" messages/s >>"$SCRATCH/bench.lines"
 		bench "$row.$side.cpu_per_message" "$cpu" us >>"$SCRATCH/bench.lines"
 		bench "$row.$side.peak_rss" "$rss" MB >>"$SCRATCH/bench.lines"
-		echo "$row $side $2 $submit $receipt $cpu $rss" >>"$SCRATCH/rows"
+		bench "$row.$side.anon_rss" "$anon" MB >>"$SCRATCH/bench.lines"
+		echo "$row $side $2 $submit $receipt $cpu $rss $anon" \
+		    >>"$SCRATCH/rows"
 	done
 	bench "$row.ratio_submits" "$(printf '%.2f' "$submit_ratio")" ratio >>"$SCRATCH/bench.lines"
 	bench "$row.ratio_receipts" "$(printf '%.2f' "$receipt_ratio")" ratio >>"$SCRATCH/bench.lines"
@@ -399,13 +413,14 @@ write_json() {
 				$all->{$row}{note} = join(" ", @rest);
 				next;
 			}
-			my ($n, $submit, $receipt, $cpu, $rss) = @rest;
+			my ($n, $submit, $receipt, $cpu, $rss, $anon) = @rest;
 			$all->{$row}{messages} = $n + 0;
 			$all->{$row}{$side} = {
 			    submits_per_second => $submit + 0,
 			    receipts_per_second => $receipt + 0,
 			    cpu_us_per_message => $cpu + 0,
-			    peak_rss_mb => $rss + 0 };
+			    peak_rss_mb => $rss + 0,
+			    anon_rss_mb_at_end => $anon + 0 };
 		}
 		for my $row (keys %$all) {
 			my $r = $all->{$row};
@@ -456,7 +471,8 @@ if [ -x "$MTBATCH" ]; then
 	report bulk "$bulk" "nudged {\"messages\":[$BATCH]} on 8 connections vs mtbatch into bearerbox (no smsbox; Kannel cpu is bearerbox only)"
 else
 	echo "  mtbatch is not installed ($MTBATCH; Debian kannel-extras): no Kannel figure"
-	KANNEL_SUBMIT_RATE=0 KANNEL_RECEIPT_RATE=0 KANNEL_CPU_US=0 KANNEL_RSS_MB=0
+	KANNEL_SUBMIT_RATE=0 KANNEL_RECEIPT_RATE=0 KANNEL_CPU_US=0
+	KANNEL_RSS_MB=0 KANNEL_ANON_MB=0
 	report bulk "$bulk" "mtbatch not installed: Kannel side empty"
 fi
 
