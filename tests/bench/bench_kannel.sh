@@ -215,16 +215,15 @@ gateway_kb() {
 	echo "$kb"
 }
 
-# measure SIDE COUNT PID...: after the injector was started at START_AT,
-# waits for COUNT submits and COUNT receipts at the sink and sets the SIDE
-# figures: *_SUBMIT_RATE, *_RECEIPT_RATE, *_CPU_US, *_RSS_MB (peak RSS;
-# for nudged it counts the LMDB file pages it touched, hence also
-# *_ANON_MB: the anonymous, private memory at the end).
+# measure LABEL COUNT PID...: after the injector was started at START_AT,
+# waits for COUNT submits and COUNT receipts at the sink and sets
+# SUBMIT_RATE, RECEIPT_RATE, CPU_US, RSS_MB (peak RSS; for nudged it counts
+# the LMDB file pages it touched, hence also ANON_MB: the anonymous,
+# private memory at the end).
 measure() {
-	side=$1
+	label=$1
 	count=$2
 	shift 2
-	label=$(echo "$side" | tr A-Z a-z)
 	if wait_sink acked "$count"; then
 		submit_rate=$(calc "$count / ($WAIT_AT - $START_AT)")
 	else
@@ -241,11 +240,22 @@ measure() {
 	cpu_us=$(calc "($ticks_after - $TICKS_BEFORE) / $TICKS_PER_SECOND * 1e6 / $count")
 	rss_mb=$(calc "$(gateway_kb VmHWM "$@") / 1024")
 	anon_mb=$(calc "$(gateway_kb RssAnon "$@") / 1024")
-	eval "${side}_SUBMIT_RATE=\$(printf '%.0f' \"\$submit_rate\")"
-	eval "${side}_RECEIPT_RATE=\$(printf '%.0f' \"\$receipt_rate\")"
-	eval "${side}_CPU_US=\$(printf '%.1f' \"\$cpu_us\")"
-	eval "${side}_RSS_MB=\$(printf '%.1f' \"\$rss_mb\")"
-	eval "${side}_ANON_MB=\$(printf '%.1f' \"\$anon_mb\")"
+	SUBMIT_RATE=$(printf '%.0f' "$submit_rate")
+	RECEIPT_RATE=$(printf '%.0f' "$receipt_rate")
+	CPU_US=$(printf '%.1f' "$cpu_us")
+	RSS_MB=$(printf '%.1f' "$rss_mb")
+	ANON_MB=$(printf '%.1f' "$anon_mb")
+}
+
+# keep_nudged, keep_kannel: the figures of measure for one side.
+keep_nudged() {
+	NUDGED_SUBMIT_RATE=$SUBMIT_RATE NUDGED_RECEIPT_RATE=$RECEIPT_RATE
+	NUDGED_CPU_US=$CPU_US NUDGED_RSS_MB=$RSS_MB NUDGED_ANON_MB=$ANON_MB
+}
+
+keep_kannel() {
+	KANNEL_SUBMIT_RATE=$SUBMIT_RATE KANNEL_RECEIPT_RATE=$RECEIPT_RATE
+	KANNEL_CPU_US=$CPU_US KANNEL_RSS_MB=$RSS_MB KANNEL_ANON_MB=$ANON_MB
 }
 
 # driver_line FILE: the driver's wall time and requests/s, on one line.
@@ -284,7 +294,8 @@ nudged_case() {
 	    --first "$FIRST" --name "kannel.$name.nudged" \
 	    >"$SCRATCH/driver.out" 2>&1 ||
 	    fail "driver: nudged $name: exit $?: $(cat "$SCRATCH/driver.out")"
-	measure NUDGED "$count" "$NUDGED_PID"
+	measure nudged "$count" "$NUDGED_PID"
+	keep_nudged
 	matched=$(metric nudge_receipts_matched_total)
 	echo "  nudged: $(driver_line "$SCRATCH/driver.out"), receipts" \
 	    "matched $matched"
@@ -310,7 +321,8 @@ kannel_case() {
 	    --first "$FIRST" --name "kannel.$name.kannel" \
 	    >"$SCRATCH/driver.out" 2>&1 ||
 	    fail "driver: Kannel $name: exit $?: $(cat "$SCRATCH/driver.out")"
-	measure KANNEL "$count" "$BEARERBOX_PID" "$SMSBOX_PID"
+	measure kannel "$count" "$BEARERBOX_PID" "$SMSBOX_PID"
+	keep_kannel
 	echo "  kannel: $(driver_line "$SCRATCH/driver.out")"
 	stop_kannel_bench
 	stop_sink
@@ -336,7 +348,8 @@ mtbatch_case() {
 	    "$SCRATCH/mtbatch.receivers" >"$SCRATCH/mtbatch.out" 2>&1 &
 	mtbatch_pid=$!
 	PIDS="$PIDS $mtbatch_pid"
-	measure KANNEL "$count" "$BEARERBOX_PID"
+	measure kannel "$count" "$BEARERBOX_PID"
+	keep_kannel
 	# mtbatch waits for bearerbox's acks; give it a bounded while.
 	waited=0
 	while running "$mtbatch_pid" && [ "$waited" -lt 100 ]; do
@@ -378,22 +391,32 @@ report() {
 		    "$NUDGED_ANON_MB" "$KANNEL_ANON_MB" "$anon_ratio"
 		echo "          ($3)"
 	} | tee -a "$SCRATCH/table"
-	for side in nudged kannel; do
-		upper=$(echo "$side" | tr a-z A-Z)
-		eval "submit=\$${upper}_SUBMIT_RATE receipt=\$${upper}_RECEIPT_RATE"
-		eval "cpu=\$${upper}_CPU_US rss=\$${upper}_RSS_MB"
-		eval "anon=\$${upper}_ANON_MB"
-		bench "$row.$side.submits_per_second" "$submit" messages/s >>"$SCRATCH/bench.lines"
-		bench "$row.$side.receipts_per_second" "$receipt" messages/s >>"$SCRATCH/bench.lines"
-		bench "$row.$side.cpu_per_message" "$cpu" us >>"$SCRATCH/bench.lines"
-		bench "$row.$side.peak_rss" "$rss" MB >>"$SCRATCH/bench.lines"
-		bench "$row.$side.anon_rss" "$anon" MB >>"$SCRATCH/bench.lines"
-		echo "$row $side $2 $submit $receipt $cpu $rss $anon" \
-		    >>"$SCRATCH/rows"
-	done
-	bench "$row.ratio_submits" "$(printf '%.2f' "$submit_ratio")" ratio >>"$SCRATCH/bench.lines"
-	bench "$row.ratio_receipts" "$(printf '%.2f' "$receipt_ratio")" ratio >>"$SCRATCH/bench.lines"
+	side_lines "$row" nudged "$2" "$NUDGED_SUBMIT_RATE" \
+	    "$NUDGED_RECEIPT_RATE" "$NUDGED_CPU_US" "$NUDGED_RSS_MB" \
+	    "$NUDGED_ANON_MB"
+	side_lines "$row" kannel "$2" "$KANNEL_SUBMIT_RATE" \
+	    "$KANNEL_RECEIPT_RATE" "$KANNEL_CPU_US" "$KANNEL_RSS_MB" \
+	    "$KANNEL_ANON_MB"
+	{
+		bench "$row.ratio_submits" "$(printf '%.2f' "$submit_ratio")" \
+		    ratio
+		bench "$row.ratio_receipts" \
+		    "$(printf '%.2f' "$receipt_ratio")" ratio
+	} >>"$SCRATCH/bench.lines"
 	echo "$row note $3" >>"$SCRATCH/rows"
+}
+
+# side_lines ROW SIDE COUNT SUBMIT RECEIPT CPU RSS ANON: one side's BENCH
+# lines and its line for results.json.
+side_lines() {
+	{
+		bench "$1.$2.submits_per_second" "$4" messages/s
+		bench "$1.$2.receipts_per_second" "$5" messages/s
+		bench "$1.$2.cpu_per_message" "$6" us
+		bench "$1.$2.peak_rss" "$7" MB
+		bench "$1.$2.anon_rss" "$8" MB
+	} >>"$SCRATCH/bench.lines"
+	echo "$*" >>"$SCRATCH/rows"
 }
 
 # write_json: merges the rows into RESULTS_JSON (an object keyed by row).
@@ -440,8 +463,9 @@ write_json() {
 
 # ---- the cases -------------------------------------------------------------
 
-[ -x "$BEARERBOX" ] && [ -x "$SMSBOX" ] ||
-    fail "Kannel is not installed ($BEARERBOX, $SMSBOX): apt-get install kannel"
+if [ ! -x "$BEARERBOX" ] || [ ! -x "$SMSBOX" ]; then
+	fail "Kannel is not installed ($BEARERBOX, $SMSBOX): apt-get install kannel"
+fi
 [ -x "$BUILD/smsc-sim" ] || fail "$BUILD/smsc-sim is missing (make $BUILD/smsc-sim)"
 mkdir -p "$BUILD/bench"
 : >"$SCRATCH/rows"
