@@ -9,18 +9,19 @@
 #   submits    smpp_load relays submit_sm over 2 transmitter binds at
 #              SOAK_SUBMIT_RATE (300/s) to smsc-sim; every submit_sm_resp
 #              with ESME_ROK is recorded as "k message_id"
-# Faults, one every SOAK_FAULT_EVERY (15) seconds, in turn: kill -9 and
+# Faults, one every SOAK_FAULT_EVERY (12) seconds, in turn: kill -9 and
 # restart nudged; throttle the sink (0x58) for 3 s; kill -9 and restart the
-# sink; stall the sink for 3 s. Kills of nudged happen in the first two
-# thirds only: the last third, on one nudged, measures memory and file
-# descriptors (baseline after a 10 s warm-up, then at the end).
+# sink; kill nudged again; stall the sink for 3 s; restart the sink. Kills of nudged happen in the first half
+# only: the second half, on one nudged, measures memory and file
+# descriptors (baseline SOAK_WARM_UP (30) s into it, a reading every 10 s,
+# then at the end).
 #
 # At the end: every accepted submit in a final state and at the sink
 # exactly once, or UNKNOWN (check_outbox.pl); no text twice at the sink;
 # every 202 for an event found again by its unique_id (re-posted: nudged
 # answers "duplicate" for what it stored; a count check, since the driver
 # counts 2xx but does not say which); anonymous memory (RssAnon, the heap)
-# within 10 % (VmRSS and Private_* of smaps_rollup printed too: LMDB pages
+# within 10 % or 1 MB (VmRSS and Private_* of smaps_rollup printed too: LMDB pages
 # read through the map count in both); no fd growth.
 # Exit 1 on any broken promise.
 . tests/bench/bench_lib.sh
@@ -30,8 +31,9 @@ SIM=$BUILD/smsc-sim
 TOTAL=${SOAK_SECONDS:-600}
 EVENT_RATE=${SOAK_EVENT_RATE:-200}
 SUBMIT_RATE=${SOAK_SUBMIT_RATE:-300}
-FAULT_EVERY=${SOAK_FAULT_EVERY:-15}
-WARM_UP=10
+FAULT_EVERY=${SOAK_FAULT_EVERY:-12}
+WARM_UP=${SOAK_WARM_UP:-30}
+TRACE_EVERY=10
 EVENT_CONNECTIONS=4
 FIRST_EVENT=3400000000 # event numbers +3934xxxxxxxx
 
@@ -196,7 +198,7 @@ memory_reading() {
 
 echo "soak: ${TOTAL}s, events at $EVENT_RATE/s, submits at $SUBMIT_RATE/s," \
     "a fault every ${FAULT_EVERY}s; $(load_note)"
-KILL_UNTIL=$((TOTAL * 2 / 3))
+KILL_UNTIL=$((TOTAL / 2))
 BASELINE_AT=$((KILL_UNTIL + WARM_UP))
 BASELINE=""
 next_fault=$FAULT_EVERY
@@ -213,10 +215,10 @@ while :; do
 	[ -n "$SUBMIT_PID" ] || start_submits
 	if [ "$elapsed" -ge "$next_fault" ]; then
 		next_fault=$((next_fault + FAULT_EVERY))
-		kind=$((FAULT % 4))
+		kind=$(echo 0 1 2 0 3 2 | cut -d' ' -f$((FAULT % 6 + 1)))
 		FAULT=$((FAULT + 1))
 		if [ "$kind" = 0 ] && [ "$elapsed" -ge "$KILL_UNTIL" ]; then
-			kind=1 # the last third keeps one nudged
+			kind=1 # the second half keeps one nudged
 		fi
 		case $kind in
 		0)
@@ -242,7 +244,11 @@ while :; do
 	if [ -z "$BASELINE" ] && [ "$elapsed" -ge "$BASELINE_AT" ]; then
 		BASELINE=$(memory_reading)
 		BASELINE_PID=$NUDGED_PID
-		echo "  ${elapsed}s: baseline (rss private anon fds): $BASELINE"
+		echo "  ${elapsed}s: baseline (VmRSS private RssAnon fds): $BASELINE"
+		next_trace=$((elapsed + TRACE_EVERY))
+	elif [ -n "$BASELINE" ] && [ "$elapsed" -ge "$next_trace" ]; then
+		echo "  ${elapsed}s: memory (VmRSS private RssAnon fds): $(memory_reading)"
+		next_trace=$((elapsed + TRACE_EVERY))
 	fi
 	sleep 1
 done
@@ -312,8 +318,10 @@ if [ -n "$BASELINE" ] && [ "$BASELINE_PID" = "$END_PID" ]; then
 	    "RssAnon $anon0 -> $anon1 kB; fds $fds0 -> $fds1"
 	# Private_* counts map pages only nudged touched (read-only MAP_SHARED
 	# LMDB pages are "private" while no other process maps them), so the
-	# heap is judged by RssAnon; the others grow with the store.
-	if [ "$(calc "$anon1 > $anon0 * 1.10")" = 1 ]; then
+	# heap is judged by RssAnon; the others grow with the store. A heap of
+	# 3 MB moves by hundreds of kB with buffer high-water marks (a sink
+	# restart queues a backlog), hence 10 % or 1 MB, whichever is larger.
+	if [ "$(calc "$anon1 > $anon0 * 1.10 && $anon1 > $anon0 + 1024")" = 1 ]; then
 		echo "  FAIL: anonymous memory (heap) grew more than 10%"
 		failures=$((failures + 1))
 	fi
