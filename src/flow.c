@@ -960,8 +960,10 @@ flow_exit_journeys(
 	}
 }
 
-/* Whether re-entry allows a new journey now; records the entry if so. */
+/* Whether re-entry allows a new journey now (records the entry if so);
+ * context is read only by FLOW_REENTRY_KEY and may be NULL otherwise. */
 static int
+
 flow_may_enter(const struct flow *flow, const struct profile *profile,
     json_t *context, uint64_t now_us)
 {
@@ -1007,12 +1009,15 @@ flow_start(const struct flow *flow, struct profile *profile, json_t *event,
 {
 	struct flow_journey_record record;
 	uint64_t id, now_us = clock_now_us();
-	json_t *context;
+	json_t *context = NULL;
 	int allowed;
 
-	context = flow_context(profile, event, 0, flow);
+	/* Only a re-entry key renders on the context: build it just then. */
+	if (flow->reentry.mode == FLOW_REENTRY_KEY)
+		context = flow_context(profile, event, 0, flow);
 	allowed = flow_may_enter(flow, profile, context, now_us);
-	json_decref(context);
+	if (context != NULL)
+		json_decref(context);
 	if (!allowed)
 		return 0;
 	if ((id = store_sequence_next(
