@@ -787,7 +787,11 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 {
 	const struct flow_step *step;
 	const struct flow_ab_branch *branch;
-	json_t *context = flow_context(profile, event, id, flow);
+	/*
+	 * Built on the first step that renders or posts it: most journeys
+	 * start with a delay and would build it only to drop it.
+	 */
+	json_t *context = NULL;
 	uint64_t now_us = clock_now_us();
 	uint32_t next;
 	int holds;
@@ -798,6 +802,10 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 		step = &flow->steps[record->step];
 		next = step->next;
 		record->steps_taken++;
+		if (context == NULL && (step->type == FLOW_STEP_SMS ||
+					   step->type == FLOW_STEP_UPDATE ||
+					   step->type == FLOW_STEP_WEBHOOK))
+			context = flow_context(profile, event, id, flow);
 		switch (step->type) {
 		case FLOW_STEP_DELAY:
 			record->state = FLOW_JOURNEY_WAITING;
@@ -813,7 +821,8 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 				    &record->timer_id);
 			}
 			flow_journey_save(id, record, event);
-			json_decref(context);
+			if (context != NULL)
+				json_decref(context);
 			return;
 		case FLOW_STEP_CONDITIONAL_SPLIT:
 		case FLOW_STEP_TRIGGER_SPLIT:
@@ -865,7 +874,8 @@ flow_journey_run(uint64_t id, struct flow_journey_record *record,
 	flow_journey_save(id, record, event);
 	log_info(id, "flow", "journey-done", "flow=%s steps=%u sms=%u",
 	    flow->id, record->steps_taken, record->sms_sent);
-	json_decref(context);
+	if (context != NULL)
+		json_decref(context);
 }
 
 /* A journey's delay is over: load it, its flow version and profile, go on. */
