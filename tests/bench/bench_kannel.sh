@@ -25,8 +25,9 @@
 # the sink, messages/s to the last receipt the gateway took (the sink's
 # receipts_acked; nudged's nudge_receipts_matched_total is checked too),
 # the gateway's CPU per message (nudged; bearerbox + smsbox) and peak RSS.
-# One table row per case, BENCH lines, and build/bench/results.json
-# (merged, keyed by row name). BENCH_N=100000 (BENCH_N32 for the 32
+# One table row per case and BENCH lines (each side's figures, the message
+# count, the ratios), which tests/bench/run.sh turns into `make bench`'s
+# table and build/bench/results.json. BENCH_N=100000 (BENCH_N32 for the 32
 # connection rows, default BENCH_N / 2). Run by `make bench`.
 . tests/bench/bench_lib.sh
 . tests/integration/kannel.sh
@@ -40,7 +41,6 @@ TEXT="Your order {{n}} has shipped: track it at shop.example"
 QUERY_TEXT=$(echo "$TEXT" | sed 's/ /+/g; s/:/%3A/g')
 MTBATCH=${MTBATCH:-/usr/bin/mtbatch}
 KANNEL_MAX_PENDING=${KANNEL_MAX_PENDING:-1000}
-RESULTS_JSON="$BUILD/bench/results.json"
 STALL_SECONDS=20 # no progress at the sink for this long: give up the case
 
 printf '{"to":"+39{{n}}","from":"%s","text":"%s"}\n' "$SENDER" "$TEXT" \
@@ -266,10 +266,16 @@ driver_line() {
 	    "$1"
 }
 
+# driver_lines: the driver's BENCH lines (its own figures, and whether it
+# hit its CPU ceiling: kannel.CASE.SIDE.driver_saturated) with the others.
+driver_lines() {
+	grep '^BENCH ' "$SCRATCH/driver.out" >>"$SCRATCH/bench.lines" || true
+}
+
 # nudged_case NAME CONNECTIONS COUNT BATCH: COUNT messages into a fresh
 # nudged (BATCH per request, 0 for single ones) bound to a fresh sink.
 nudged_case() {
-	name=$1
+	case_name=$1 # not name: add_link sets that
 	connections=$2
 	count=$3
 	batch=$4
@@ -291,11 +297,12 @@ nudged_case() {
 	"$DRIVER" --port "$HTTP_PORT" --connections "$connections" \
 	    --requests "$requests" $batch_option --path /v1/messages \
 	    --token "$TOKEN" --body-file "$SCRATCH/message.json" \
-	    --first "$FIRST" --name "kannel.$name.nudged" \
+	    --first "$FIRST" --name "kannel.$case_name.nudged" \
 	    >"$SCRATCH/driver.out" 2>&1 ||
-	    fail "driver: nudged $name: exit $?: $(cat "$SCRATCH/driver.out")"
+	    fail "driver: nudged $case_name: exit $?: $(cat "$SCRATCH/driver.out")"
 	measure nudged "$count" "$NUDGED_PID"
 	keep_nudged
+	driver_lines
 	matched=$(metric nudge_receipts_matched_total)
 	echo "  nudged: $(driver_line "$SCRATCH/driver.out"), receipts" \
 	    "matched $matched"
@@ -323,6 +330,7 @@ kannel_case() {
 	    fail "driver: Kannel $name: exit $?: $(cat "$SCRATCH/driver.out")"
 	measure kannel "$count" "$BEARERBOX_PID" "$SMSBOX_PID"
 	keep_kannel
+	driver_lines
 	echo "  kannel: $(driver_line "$SCRATCH/driver.out")"
 	stop_kannel_bench
 	stop_sink
@@ -368,7 +376,7 @@ mtbatch_case() {
 # ---- reporting -------------------------------------------------------------
 
 # report NAME COUNT NOTE: the table rows of a case (printed and kept for the
-# summary), its BENCH lines and its lines for results.json.
+# summary) and its BENCH lines; the Kannel side's only if KANNEL_RAN is 1.
 report() {
 	row=kannel.$1
 	submit_ratio=$(calc "$KANNEL_SUBMIT_RATE > 0 ? $NUDGED_SUBMIT_RATE / $KANNEL_SUBMIT_RATE : 0")
@@ -391,10 +399,12 @@ report() {
 		    "$NUDGED_ANON_MB" "$KANNEL_ANON_MB" "$anon_ratio"
 		echo "          ($3)"
 	} | tee -a "$SCRATCH/table"
-	side_lines "$row" nudged "$2" "$NUDGED_SUBMIT_RATE" \
+	bench "$row.messages" "$2" messages >>"$SCRATCH/bench.lines"
+	side_lines "$row" nudged "$NUDGED_SUBMIT_RATE" \
 	    "$NUDGED_RECEIPT_RATE" "$NUDGED_CPU_US" "$NUDGED_RSS_MB" \
 	    "$NUDGED_ANON_MB"
-	side_lines "$row" kannel "$2" "$KANNEL_SUBMIT_RATE" \
+	[ "$KANNEL_RAN" = 1 ] || return 0
+	side_lines "$row" kannel "$KANNEL_SUBMIT_RATE" \
 	    "$KANNEL_RECEIPT_RATE" "$KANNEL_CPU_US" "$KANNEL_RSS_MB" \
 	    "$KANNEL_ANON_MB"
 	{
@@ -403,62 +413,17 @@ report() {
 		bench "$row.ratio_receipts" \
 		    "$(printf '%.2f' "$receipt_ratio")" ratio
 	} >>"$SCRATCH/bench.lines"
-	echo "$row note $3" >>"$SCRATCH/rows"
 }
 
-# side_lines ROW SIDE COUNT SUBMIT RECEIPT CPU RSS ANON: one side's BENCH
-# lines and its line for results.json.
+# side_lines ROW SIDE SUBMIT RECEIPT CPU RSS ANON: one side's BENCH lines.
 side_lines() {
 	{
-		bench "$1.$2.submits_per_second" "$4" messages/s
-		bench "$1.$2.receipts_per_second" "$5" messages/s
-		bench "$1.$2.cpu_per_message" "$6" us
-		bench "$1.$2.peak_rss" "$7" MB
-		bench "$1.$2.anon_rss" "$8" MB
+		bench "$1.$2.submits_per_second" "$3" messages/s
+		bench "$1.$2.receipts_per_second" "$4" messages/s
+		bench "$1.$2.cpu_per_message" "$5" us
+		bench "$1.$2.peak_rss" "$6" MB
+		bench "$1.$2.anon_rss" "$7" MB
 	} >>"$SCRATCH/bench.lines"
-	echo "$*" >>"$SCRATCH/rows"
-}
-
-# write_json: merges the rows into RESULTS_JSON (an object keyed by row).
-write_json() {
-	perl -MJSON::PP -e '
-		my ($file, $rows) = @ARGV;
-		my $all = {};
-		if (open(my $in, "<", $file)) {
-			local $/;
-			$all = eval { decode_json(<$in>) } || {};
-		}
-		open(my $fh, "<", $rows) or die "$rows: $!";
-		while (<$fh>) {
-			chomp;
-			my ($row, $side, @rest) = split / /, $_;
-			if ($side eq "note") {
-				$all->{$row}{note} = join(" ", @rest);
-				next;
-			}
-			my ($n, $submit, $receipt, $cpu, $rss, $anon) = @rest;
-			$all->{$row}{messages} = $n + 0;
-			$all->{$row}{$side} = {
-			    submits_per_second => $submit + 0,
-			    receipts_per_second => $receipt + 0,
-			    cpu_us_per_message => $cpu + 0,
-			    peak_rss_mb => $rss + 0,
-			    anon_rss_mb_at_end => $anon + 0 };
-		}
-		for my $row (keys %$all) {
-			my $r = $all->{$row};
-			next unless ref $r->{nudged} && ref $r->{kannel};
-			for my $k (qw(submits_per_second receipts_per_second)) {
-				my $them = $r->{kannel}{$k};
-				$r->{ratio}{$k} = $them ? 0 + sprintf("%.2f",
-				    $r->{nudged}{$k} / $them) : undef;
-			}
-		}
-		open(my $out, ">", "$file.tmp") or die "$file.tmp: $!";
-		print $out JSON::PP->new->canonical->pretty->encode($all);
-		close($out) or die;
-		rename("$file.tmp", $file) or die;
-	' "$RESULTS_JSON" "$SCRATCH/rows"
 }
 
 # ---- the cases -------------------------------------------------------------
@@ -468,7 +433,6 @@ if [ ! -x "$BEARERBOX" ] || [ ! -x "$SMSBOX" ]; then
 fi
 [ -x "$BUILD/smsc-sim" ] || fail "$BUILD/smsc-sim is missing (make $BUILD/smsc-sim)"
 mkdir -p "$BUILD/bench"
-: >"$SCRATCH/rows"
 : >"$SCRATCH/bench.lines"
 : >"$SCRATCH/table"
 
@@ -479,6 +443,7 @@ echo "  no dlr-url (dlr-mask=3: receipts requested and matched, no callback)"
 echo "  $(load_note)"
 echo
 
+KANNEL_RAN=1
 echo "== single8: one message per request, 8 connections"
 nudged_case single8 8 "$N" 0
 kannel_case single8 8 "$N"
@@ -496,7 +461,7 @@ if [ -x "$MTBATCH" ]; then
 else
 	echo "  mtbatch is not installed ($MTBATCH; Debian kannel-extras): no Kannel figure"
 	KANNEL_SUBMIT_RATE=0 KANNEL_RECEIPT_RATE=0 KANNEL_CPU_US=0
-	KANNEL_RSS_MB=0 KANNEL_ANON_MB=0
+	KANNEL_RSS_MB=0 KANNEL_ANON_MB=0 KANNEL_RAN=0
 	report bulk "$bulk" "mtbatch not installed: Kannel side empty"
 fi
 
@@ -504,6 +469,4 @@ echo
 printf '%-9s %7s %-18s %8s %8s %6s\n' case messages figure nudged kannel ratio
 cat "$SCRATCH/table"
 cat "$SCRATCH/bench.lines"
-write_json
-echo "results merged into $RESULTS_JSON"
 load_note
