@@ -64,6 +64,8 @@ run_case() {
 	printf '  %-14s %s of %s\n' "journeys" "$started" "$events"
 	printf '  %-14s %.1f us per event, %.0f%% of one core\n' "nudged cpu" \
 	    "$cpu_us" "$cpu_percent"
+	bench "events.$name.events" "$events" events
+	bench "events.$name.connections" "$connections" connections
 	bench "events.$name.journeys_started" "$started" journeys
 	bench "events.$name.nudged_cpu_per_event" "$(printf '%.1f' "$cpu_us")" us
 	bench "events.$name.nudged_cpu" "$(printf '%.0f' "$cpu_percent")" percent

@@ -63,6 +63,7 @@ started=$(metric nudge_journeys_started_total)
 [ "$started" = "$JOURNEYS" ] ||
     fail "$JOURNEYS events started $started journeys"
 [ "$(fired)" = 0 ] || fail "journeys reached their SMS before the delay"
+bench journeys.waiting "$JOURNEYS" journeys
 sleep 1
 printf "  %-22s %d, store %.0f MB used\n" "journeys waiting" "$started" \
     "$(calc "$(metric nudge_store_used_bytes) / 1048576")"
@@ -129,5 +130,4 @@ for kind in vmrss anon; do
 		bench "journeys.goal_met_$kind" 0 bool
 	fi
 done
-bench journeys.waiting "$JOURNEYS" journeys
 load_note

@@ -24,6 +24,7 @@ BINDS=4
 WINDOW=64
 GOAL_RATE=50000
 GOAL_P99_MS=5
+SATURATED_PERCENT=85 # smpp_load.c's: its "(SATURATED ...)" threshold
 
 [ -x "$LOAD" ] || fail "$LOAD is missing (make $LOAD)"
 [ -x "$SIM" ] || fail "$SIM is missing (make $SIM)"
@@ -91,6 +92,11 @@ CONF
 	printf '  %-14s %s of %s accepted (%.1f s until the last)\n' \
 	    "at smsc" "$at_sink" "$accepted" "$relay_seconds"
 	printf '  %-14s %.1f us per accepted submit\n' "nudged cpu" "$cpu_us"
+	client_cpu=$(awk '/^BENCH .*\.client_cpu / { sub("value=", "", $3); print $3 }' \
+	    "$SCRATCH/$case_name.out")
+	bench "relay.$case_name.offered_rate" "$rate" submit/s
+	bench "relay.$case_name.driver_saturated" \
+	    "$(calc "${client_cpu:-0} >= $SATURATED_PERCENT")" bool
 	bench "relay.$case_name.at_sink" "$at_sink" submits
 	bench "relay.$case_name.nudged_cpu_per_submit" "$(printf '%.1f' "$cpu_us")" us
 	[ "$status" = 0 ] || echo "  warning: not every submit got ESME_ROK"
