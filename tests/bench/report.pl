@@ -396,7 +396,7 @@ sub print_table {
 	    ', commit ', $meta{commit} // 'unknown', ', ',
 	    $meta{cores} // '?', " cores, load $load at the start$load_end\n";
 	print '   sizes: ', join(' ', @sizes), "\n" if exists $meta{bench_n};
-	my $format = "%-40s %-9s %9s %9s %6s %-15s %-4s %s\n";
+	my $format = "%-38s %-9s %9s %9s %6s %-16s %-4s %s\n";
 	printf $format, 'row', 'unit', 'nudged', 'other', 'ratio', 'goal',
 	    'met', 'driver saturated';
 	for my $section (@sections) {
