@@ -214,6 +214,19 @@ outbox_key(uint64_t id, unsigned int part, uint8_t key[9])
 	key[8] = (uint8_t)part;
 }
 
+/*
+ * Copies text into out, cut to fit. Why not snprintf("%s"): it ran five
+ * times for every part sent and was a tenth of the relay's instructions.
+ */
+static void
+outbox_copy(char *out, size_t size, const char *text)
+{
+	size_t length = strnlen(text, size - 1);
+
+	memcpy(out, text, length);
+	out[length] = '\0';
+}
+
 /* ---- pending messages: a hash by id ------------------------------------ */
 
 static size_t
@@ -1149,15 +1162,14 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	    (message.not_before_us > now_us ? message.not_before_us : now_us) +
 	    (request->validity_us != 0 ? request->validity_us
 				       : outbox_config->outbox_validity_us);
-	snprintf(message.to, sizeof(message.to), "%s", request->to);
-	snprintf(message.from, sizeof(message.from), "%s",
+	outbox_copy(message.to, sizeof(message.to), request->to);
+	outbox_copy(message.from, sizeof(message.from),
 	    request->from != NULL ? request->from : "");
-	snprintf(message.origin, sizeof(message.origin), "%s",
+	outbox_copy(message.origin, sizeof(message.origin),
 	    request->origin != NULL ? request->origin : "");
 	if (request->link != NULL && request->link[0] != '\0') {
 		message.flags |= OUTBOX_MESSAGE_FIXED_ROUTE;
-		snprintf(
-		    message.link, sizeof(message.link), "%s", request->link);
+		outbox_copy(message.link, sizeof(message.link), request->link);
 	}
 	message.text_length = (uint16_t)text_length;
 	outbox_history_add(
@@ -1320,8 +1332,22 @@ outbox_validity_period(
 	hours = (unsigned int)(left % 86400 / 3600);
 	minutes = (unsigned int)(left % 3600 / 60);
 	seconds = (unsigned int)(left % 60);
-	snprintf(out, size, "0000%02u%02u%02u%02u000R", days, hours, minutes,
-	    seconds);
+	if (size < 17) {
+		if (size > 0)
+			out[0] = '\0';
+		return;
+	}
+	/* Digits by hand: this runs for every part sent. */
+	memcpy(out, "0000", 4);
+	out[4] = (char)('0' + days / 10);
+	out[5] = (char)('0' + days % 10);
+	out[6] = (char)('0' + hours / 10);
+	out[7] = (char)('0' + hours % 10);
+	out[8] = (char)('0' + minutes / 10);
+	out[9] = (char)('0' + minutes % 10);
+	out[10] = (char)('0' + seconds / 10);
+	out[11] = (char)('0' + seconds % 10);
+	memcpy(out + 12, "000R", 5);
 }
 
 /* A part committed SUBMITTING never left (its link went): QUEUED again. */
@@ -1517,14 +1543,14 @@ outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
 	send->dest_addr_npi = part.dest_addr_npi;
 	send->short_message_length = part.short_message_length;
 	send->tlv_length = part.tlv_length;
-	snprintf(send->to, sizeof(send->to), "%s", message.to);
-	snprintf(send->from, sizeof(send->from), "%s", message.from);
+	outbox_copy(send->to, sizeof(send->to), message.to);
+	outbox_copy(send->from, sizeof(send->from), message.from);
 	outbox_validity_period(
 	    message.expires_us, now_us, send->validity, sizeof(send->validity));
 
-	snprintf(part.link, sizeof(part.link), "%s", link_name(link));
+	outbox_copy(part.link, sizeof(part.link), link_name(link));
 	part.submitted_us = now_us;
-	snprintf(message.link, sizeof(message.link), "%s", link_name(link));
+	outbox_copy(message.link, sizeof(message.link), link_name(link));
 	outbox_part_transition(pending->id, &message, &part, number,
 	    OUTBOX_SUBMITTING, OUTBOX_REASON_SENDING, 0, now_us);
 	if (outbox_write_part(pending->id, number, &part) != STORE_OK ||
@@ -1746,7 +1772,7 @@ outbox_on_response(void *arg, struct link *link, uint64_t cookie,
 	part.responded_us = now_us;
 	part.submit_status = status;
 	if (status == SMPP_ESME_ROK) {
-		snprintf(part.smsc_id, sizeof(part.smsc_id), "%s",
+		outbox_copy(part.smsc_id, sizeof(part.smsc_id),
 		    message_id != NULL ? message_id : "");
 		outbox_part_transition(id, &message, &part, number,
 		    OUTBOX_SUBMITTED, OUTBOX_REASON_ACKNOWLEDGED, 0, now_us);
@@ -1823,6 +1849,19 @@ void
 outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
     uint32_t error_code, uint64_t now_us)
 {
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+
+	outbox_receipt_apply(
+	    id, number, message_state, error_code, now_us, &message, &part);
+}
+
+int
+outbox_receipt_apply(uint64_t id, unsigned int number, int message_state,
+    uint32_t error_code, uint64_t now_us,
+    struct outbox_message_record *message_out,
+    struct outbox_part_record *part_out)
+{
 	static const enum outbox_state by_receipt[] = {
 	    [SMPP_MESSAGE_STATE_DELIVERED] = OUTBOX_DELIVERED,
 	    [SMPP_MESSAGE_STATE_EXPIRED] = OUTBOX_EXPIRED,
@@ -1837,7 +1876,7 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 
 	if (outbox_read_message(id, &message, NULL, 0) != STORE_OK ||
 	    outbox_read_part(id, number, &part) != STORE_OK)
-		return;
+		return -1;
 	if (message_state > 0 &&
 	    (size_t)message_state < sizeof(by_receipt) / sizeof(by_receipt[0]))
 		state = by_receipt[message_state];
@@ -1855,6 +1894,9 @@ outbox_apply_receipt(uint64_t id, unsigned int number, int message_state,
 	outbox_write_part(id, number, &part);
 	outbox_write_message(id, &message);
 	outbox_notify(id, &message, number, &part);
+	*message_out = message;
+	*part_out = part;
+	return 0;
 }
 
 /* ---- start-up and stop ------------------------------------------------- */

@@ -13,9 +13,28 @@
 
 #define RECEIPT_KEY_MAX (OUTBOX_LINK_NAME_SIZE + SMPP_RECEIPT_ID_SIZE + 2)
 
+#define RECEIPT_LATENCY_CACHE 64 /* links whose histogram is at hand */
+
 static const struct config *receipt_config;
 static struct metric *metric_received, *metric_matched, *metric_held;
 static struct metric *metric_unmatched;
+
+/* Why: finding a histogram by name and labels is a linear search. */
+static struct {
+	char link[OUTBOX_LINK_NAME_SIZE];
+	struct metric *metric;
+} latency_cache[RECEIPT_LATENCY_CACHE];
+static size_t latency_cached;
+
+/* Copies text into out, cut to fit (snprintf was a hot spot here). */
+static void
+receipt_copy(char *out, size_t size, const char *text, size_t length)
+{
+	if (length > size - 1)
+		length = size - 1;
+	memcpy(out, text, length);
+	out[length] = '\0';
+}
 
 int
 receipt_is_receipt(const struct smpp_pdu *pdu)
@@ -71,11 +90,23 @@ receipt_latency_metric(const char *link_name)
 	static const double bounds[] = {
 	    0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
 	char labels[OUTBOX_LINK_NAME_SIZE + 16];
+	struct metric *metric;
+	size_t i;
 
+	for (i = 0; i < latency_cached; i++)
+		if (strcmp(latency_cache[i].link, link_name) == 0)
+			return latency_cache[i].metric;
 	snprintf(labels, sizeof(labels), "link=\"%s\"", link_name);
-	return metrics_histogram("nudge_receipt_latency_seconds", labels,
+	metric = metrics_histogram("nudge_receipt_latency_seconds", labels,
 	    "From submit_sm to its delivery receipt.", bounds,
 	    sizeof(bounds) / sizeof(bounds[0]));
+	if (metric != NULL && latency_cached < RECEIPT_LATENCY_CACHE &&
+	    strlen(link_name) < OUTBOX_LINK_NAME_SIZE) {
+		receipt_copy(latency_cache[latency_cached].link,
+		    OUTBOX_LINK_NAME_SIZE, link_name, strlen(link_name));
+		latency_cache[latency_cached++].metric = metric;
+	}
+	return metric;
 }
 
 /* Applies a receipt to the part it matched, and logs it. */
@@ -87,14 +118,14 @@ receipt_apply(
 	struct outbox_part_record part_record;
 	char masked[LOG_MASKED_NUMBER_SIZE];
 
-	outbox_apply_receipt(message_id, part, record->receipt_state,
-	    record->error_code, record->time_us);
 	record->matched = 1;
 	record->message_id = message_id;
 	record->part = (uint8_t)part;
-	if (outbox_read_message(message_id, &message, NULL, 0) == STORE_OK)
-		snprintf(record->to, sizeof(record->to), "%s", message.to);
-	if (outbox_read_part(message_id, part, &part_record) == STORE_OK) {
+	if (outbox_receipt_apply(message_id, part, record->receipt_state,
+		record->error_code, record->time_us, &message,
+		&part_record) == 0) {
+		receipt_copy(record->to, sizeof(record->to), message.to,
+		    strnlen(message.to, sizeof(message.to)));
 		record->submitted_us = part_record.submitted_us;
 		record->part_state = part_record.state;
 	}
@@ -159,10 +190,12 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 	memset(&record, 0, sizeof(record));
 	record.version = OUTBOX_RECORD_VERSION;
 	record.time_us = clock_now_us();
-	snprintf(record.link, sizeof(record.link), "%s", link_name(link));
+	receipt_copy(record.link, sizeof(record.link), link_name(link),
+	    strlen(link_name(link)));
 	if (have_text && (parsed.fields & SMPP_RECEIPT_STAT)) {
 		record.receipt_state = (uint8_t)parsed.state;
-		snprintf(record.stat, sizeof(record.stat), "%s", parsed.stat);
+		receipt_copy(record.stat, sizeof(record.stat), parsed.stat,
+		    strnlen(parsed.stat, sizeof(parsed.stat)));
 	}
 	if (have_text && (parsed.fields & SMPP_RECEIPT_ERROR_CODE))
 		record.error_code = parsed.error_code;
@@ -179,16 +212,16 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 		key_tlv_length = receipt_key(record.link,
 		    (const char *)tlv.value, smpp_tlv_text_length(&tlv),
 		    config->response_id_base, key_tlv, sizeof(key_tlv));
-		snprintf(record.smsc_id, sizeof(record.smsc_id), "%.*s",
-		    (int)smpp_tlv_text_length(&tlv), (const char *)tlv.value);
+		receipt_copy(record.smsc_id, sizeof(record.smsc_id),
+		    (const char *)tlv.value, smpp_tlv_text_length(&tlv));
 	}
 	if (have_text && (parsed.fields & SMPP_RECEIPT_ID)) {
 		key_text_length =
 		    receipt_key(record.link, parsed.id, strlen(parsed.id),
 			config->receipt_id_base, key_text, sizeof(key_text));
 		if (record.smsc_id[0] == '\0')
-			snprintf(record.smsc_id, sizeof(record.smsc_id), "%s",
-			    parsed.id);
+			receipt_copy(record.smsc_id, sizeof(record.smsc_id),
+			    parsed.id, strnlen(parsed.id, sizeof(parsed.id)));
 	}
 	if (key_tlv_length == 0 && key_text_length == 0) {
 		log_warnx(0, "receipt", "no-id", "link=%s length=%zu",
@@ -283,6 +316,8 @@ void
 receipt_init(const struct config *config)
 {
 	receipt_config = config;
+	/* Metrics made before (a metrics_reset() freed them) are gone. */
+	latency_cached = 0;
 	metric_received = metrics_counter("nudge_receipts_total", NULL,
 	    "Delivery receipts received from upstream links.");
 	metric_matched = metrics_counter("nudge_receipts_matched_total", NULL,
