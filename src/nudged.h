@@ -817,8 +817,7 @@ void outbox_apply_receipt(uint64_t id, unsigned int part, int message_state,
     uint32_t error_code, uint64_t now_us);
 /* The same; 0 and both records as they are now, -1 if the part is gone. */
 int outbox_receipt_apply(uint64_t id, unsigned int part, int message_state,
-    uint32_t error_code, uint64_t now_us,
-    struct outbox_message_record *message,
+    uint32_t error_code, uint64_t now_us, struct outbox_message_record *message,
     struct outbox_part_record *part_record);
 /* A submit_sm_resp gave part its SMSC id (receipt.c matches held ones). */
 void outbox_key(uint64_t id, unsigned int part, uint8_t key[9]);
