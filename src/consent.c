@@ -547,6 +547,7 @@ static const char *const consent_column_names[COLUMN_COUNT] = {
 
 /* One validated row, kept until every row is known good. */
 struct consent_import_row {
+	long line;
 	char number[PROFILE_NUMBER_SIZE];
 	uint8_t state;
 	uint8_t source;
@@ -578,6 +579,47 @@ consent_import_reject(
 		    import->errors, json_pack("{s:I, s:s, s:s}", "line",
 					(json_int_t)import->line, "field",
 					field, "reason", reason));
+}
+
+/* Orders rows by number, then time, then line: duplicates end up adjacent. */
+static int
+consent_import_row_compare(const void *a, const void *b)
+{
+	const struct consent_import_row *left = a, *right = b;
+	int order = strcmp(left->number, right->number);
+
+	if (order != 0)
+		return order;
+	if (left->time_us != right->time_us)
+		return left->time_us < right->time_us ? -1 : 1;
+	return left->line < right->line ? -1 : left->line > right->line;
+}
+
+/*
+ * Rejects every row that repeats an earlier row's number and time: the
+ * history keeps one change per number and instant, and which of two
+ * same-instant rows wins would be a guess. Sorts the rows.
+ */
+static void
+consent_import_reject_duplicates(struct consent_import *import)
+{
+	struct consent_import_row *rows = import->rows;
+	char reason[64];
+	size_t i;
+
+	if (import->row_count < 2)
+		return;
+	qsort(
+	    rows, import->row_count, sizeof(*rows), consent_import_row_compare);
+	for (i = 1; i < import->row_count; i++) {
+		if (strcmp(rows[i].number, rows[i - 1].number) != 0 ||
+		    rows[i].time_us != rows[i - 1].time_us)
+			continue;
+		snprintf(reason, sizeof(reason),
+		    "same number and time as line %ld", rows[i - 1].line);
+		import->line = rows[i].line;
+		consent_import_reject(import, "phone_number", reason);
+	}
 }
 
 /* "2026-11-23T10:00:00Z", "2026-11-23 10:00:00", epoch seconds, or "". */
@@ -677,6 +719,7 @@ consent_import_record(struct consent_import *import)
 		    "not in the future");
 		return;
 	}
+	row.line = import->line;
 	row.state = (uint8_t)state;
 	row.source = (uint8_t)source;
 	consent_copy(
@@ -749,15 +792,25 @@ consent_import_csv(const char *data, size_t length, json_t **report)
 	csv_free(&parser);
 	if (import.line == 0)
 		consent_import_reject(&import, "header", "the file is empty");
-	/* Why: all or nothing - rows go to the store only if none failed. */
+	if (import.rejected == 0)
+		consent_import_reject_duplicates(&import);
+	/*
+	 * Why: all or nothing - rows go to the store only if none failed.
+	 * Past the checks only the store can fail; that fails the whole turn
+	 * (the caller answers 503), so no half of the file is committed.
+	 */
 	if (import.rejected == 0) {
 		for (i = 0; i < import.row_count; i++)
 			if (consent_set_at(import.rows[i].number,
 				(enum consent_state)import.rows[i].state,
 				(enum consent_source)import.rows[i].source,
 				import.rows[i].wording,
-				import.rows[i].time_us) != STORE_OK)
+				import.rows[i].time_us) != STORE_OK) {
+				store_fail_turn(
+				    gateway->store, "consent-import");
+				applied = -2;
 				break;
+			}
 		if (i == import.row_count)
 			applied = (long)import.row_count;
 	}
@@ -1019,9 +1072,17 @@ consent_http_import(struct evhttp_request *request, void *arg)
 
 	(void)arg;
 	data = length > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
-	if (consent_import_csv(data, length, &report) < 0) {
+	switch (consent_import_csv(data, length, &report)) {
+	case -2:
+		json_decref(report);
+		http_reply_error(request, 503, "store_unavailable",
+		    "the import could not be stored; nothing was applied");
+		return;
+	case -1:
 		http_reply_json(request, 422, report);
 		return;
+	default:
+		break;
 	}
 	consent_reply_after_commit(request, 200, report);
 }

@@ -415,6 +415,11 @@ enum store_result store_delete(
 uint64_t store_sequence_next(struct store *store, enum store_sequence sequence);
 void store_after_commit(
     struct store *store, store_after_commit_fn fn, void *arg);
+/*
+ * Drops every write of this turn (its waiters learn STORE_ERROR): for work
+ * that must be all or nothing and failed half-way.
+ */
+void store_fail_turn(struct store *store, const char *reason);
 /* Commits now and runs the after-commit work; normally the loop does it. */
 enum store_result store_commit(struct store *store);
 int store_has_pending(const struct store *store);
@@ -1612,8 +1617,9 @@ struct json_t *consent_to_json(const char *number);
 /*
  * A CSV import (phone_number,state,source,wording,time with a header row):
  * every row is validated first; only if none is rejected are all applied
- * in this store turn. Returns the rows applied, or -1 (nothing applied);
- * *report gets {"accepted", "rejected", "applied", "errors": [{"line",
+ * in this store turn. Rows repeating a number and time are rejected.
+ * Returns the rows applied, -1 (rejected rows, nothing applied) or -2 (the
+ * store failed; the turn is dropped, nothing applied); *report gets {"accepted", "rejected", "applied", "errors": [{"line",
  * "field", "reason"}]}.
  */
 long consent_import_csv(

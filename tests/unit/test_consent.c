@@ -799,6 +799,50 @@ test_import(void **state)
 	json_decref(report);
 }
 
+/* A row repeating a number and time is refused by line, the file whole. */
+static void
+test_import_refuses_same_number_and_time(void **state)
+{
+	char csv[16384];
+	json_t *report, *error;
+	size_t length;
+	int i;
+
+	(void)state;
+	/*
+	 * 100 rows of one number at one instant: before, the 65th made the
+	 * history write fail half-way through the apply, with no error said.
+	 */
+	length = (size_t)snprintf(
+	    csv, sizeof(csv), "phone_number,state,source,wording,time\n");
+	length += (size_t)snprintf(csv + length, sizeof(csv) - length,
+	    "+393400006001,subscribed,form,v1,\n");
+	for (i = 0; i < 100; i++)
+		length += (size_t)snprintf(csv + length, sizeof(csv) - length,
+		    "+393400006002,subscribed,form,v1,2026-01-02T10:00:00Z\n");
+	assert_int_equal(consent_import_csv(csv, length, &report), -1);
+	assert_int_equal(store_commit(world.store), STORE_OK);
+	assert_int_equal(
+	    json_integer_value(json_object_get(report, "rejected")), 99);
+	error = json_array_get(json_object_get(report, "errors"), 0);
+	assert_int_equal(json_integer_value(json_object_get(error, "line")), 4);
+	assert_string_equal(json_string_value(json_object_get(error, "reason")),
+	    "same number and time as line 3");
+	json_decref(report);
+	assert_int_equal(consent_get("+393400006001"), CONSENT_NEVER);
+	assert_int_equal(consent_get("+393400006002"), CONSENT_NEVER);
+
+	/* The same number at two instants is history, and is taken. */
+	length = (size_t)snprintf(csv, sizeof(csv),
+	    "phone_number,state,source,wording,time\n"
+	    "+393400006002,unsubscribed,form,v1,2026-01-03T10:00:00Z\n"
+	    "+393400006002,subscribed,form,v1,2026-01-02T10:00:00Z\n");
+	assert_int_equal(consent_import_csv(csv, length, &report), 2);
+	assert_int_equal(store_commit(world.store), STORE_OK);
+	json_decref(report);
+	assert_int_equal(consent_get("+393400006002"), CONSENT_UNSUBSCRIBED);
+}
+
 int
 main(void)
 {
@@ -811,6 +855,7 @@ main(void)
 	    cmocka_unit_test(test_double_opt_in),
 	    cmocka_unit_test(test_smart_opt_in),
 	    cmocka_unit_test(test_import),
+	    cmocka_unit_test(test_import_refuses_same_number_and_time),
 	};
 
 	log_init(1, LOG_LEVEL_WARN);
