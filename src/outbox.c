@@ -603,6 +603,94 @@ outbox_write_part(
 	return result;
 }
 
+/*
+ * A message and one of its parts read whole for a change: the fixed
+ * records to edit and every octet as stored, so writing them back takes no
+ * second lookup for the text and octets that follow (outbox_write_message
+ * and _part look again: six of the dozen lookups of every relayed part).
+ */
+struct outbox_edit {
+	struct outbox_message_record message;
+	struct outbox_part_record part;
+	uint8_t *message_bytes;
+	uint8_t *part_bytes;
+	size_t message_length;
+	size_t part_length;
+	uint8_t message_key[OUTBOX_KEY_LENGTH];
+	uint8_t part_key[OUTBOX_PART_KEY_LENGTH];
+};
+
+static void
+outbox_edit_free(struct outbox_edit *edit)
+{
+	free(edit->message_bytes);
+	free(edit->part_bytes);
+	edit->message_bytes = edit->part_bytes = NULL;
+}
+
+/* Copies one stored record out whole; its fixed part goes to fixed. */
+static enum store_result
+outbox_edit_copy(enum store_db db, const uint8_t *key, size_t key_length,
+    void *fixed, size_t fixed_size, uint8_t **bytes, size_t *bytes_length)
+{
+	const void *value;
+	size_t length;
+	enum store_result result;
+
+	result =
+	    store_get(gateway->store, db, key, key_length, &value, &length);
+	if (result != STORE_OK)
+		return result;
+	if (length < fixed_size)
+		return STORE_ERROR;
+	if ((*bytes = malloc(length)) == NULL)
+		fatal("outbox", "out-of-memory", NULL);
+	memcpy(*bytes, value, length);
+	*bytes_length = length;
+	memcpy(fixed, value, fixed_size);
+	return STORE_OK;
+}
+
+/* Reads a message and one part for a change; -1 (nothing held) if absent. */
+static int
+outbox_edit_load(struct outbox_edit *edit, uint64_t id, unsigned int number)
+{
+	memset(edit, 0, sizeof(*edit));
+	store_encode_u64(edit->message_key, id);
+	outbox_key(id, number, edit->part_key);
+	if (outbox_edit_copy(STORE_DB_MESSAGES, edit->message_key,
+		sizeof(edit->message_key), &edit->message,
+		sizeof(edit->message), &edit->message_bytes,
+		&edit->message_length) != STORE_OK ||
+	    outbox_edit_copy(STORE_DB_PARTS, edit->part_key,
+		sizeof(edit->part_key), &edit->part, sizeof(edit->part),
+		&edit->part_bytes, &edit->part_length) != STORE_OK) {
+		outbox_edit_free(edit);
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes the part, then the message, back changed, and lets go of both. */
+static enum store_result
+outbox_edit_save(struct outbox_edit *edit)
+{
+	enum store_result result;
+
+	memcpy(edit->part_bytes, &edit->part, sizeof(edit->part));
+	result = store_put(gateway->store, STORE_DB_PARTS, edit->part_key,
+	    sizeof(edit->part_key), edit->part_bytes, edit->part_length, 0);
+	if (result == STORE_OK) {
+		memcpy(
+		    edit->message_bytes, &edit->message, sizeof(edit->message));
+		result = store_put(gateway->store, STORE_DB_MESSAGES,
+		    edit->message_key, sizeof(edit->message_key),
+		    edit->message_bytes, edit->message_length, 0);
+	}
+	outbox_edit_free(edit);
+	return result;
+}
+
 static void
 outbox_history_add(struct outbox_message_record *message, uint64_t now_us,
     enum outbox_state state, unsigned int part, enum outbox_reason reason,
@@ -1507,56 +1595,50 @@ static int
 outbox_prepare_send(struct outbox_pending *pending, unsigned int number,
     struct link *link, uint64_t now_us)
 {
-	struct outbox_message_record message;
-	struct outbox_part_record part;
+	struct outbox_edit edit;
+	struct outbox_message_record *message = &edit.message;
+	struct outbox_part_record *part = &edit.part;
 	struct outbox_send *send;
-	uint8_t key[OUTBOX_PART_KEY_LENGTH];
-	const void *value;
-	size_t length, octets;
+	size_t octets;
 
-	if (outbox_read_message(pending->id, &message, NULL, 0) != STORE_OK)
+	if (outbox_edit_load(&edit, pending->id, number) == -1)
 		return -1;
-	outbox_key(pending->id, number, key);
-	if (store_get(gateway->store, STORE_DB_PARTS, key, sizeof(key), &value,
-		&length) != STORE_OK ||
-	    length < sizeof(part))
+	octets = (size_t)part->short_message_length + part->tlv_length;
+	if (octets > edit.part_length - sizeof(*part)) {
+		outbox_edit_free(&edit);
 		return -1;
-	memcpy(&part, value, sizeof(part));
-	octets = (size_t)part.short_message_length + part.tlv_length;
-	if (octets > length - sizeof(part))
-		return -1;
+	}
 	if ((send = malloc(sizeof(*send) + octets)) == NULL)
 		fatal("outbox", "out-of-memory", NULL);
 	memset(send, 0, sizeof(*send));
-	memcpy(send->bytes, (const uint8_t *)value + sizeof(part), octets);
+	memcpy(send->bytes, edit.part_bytes + sizeof(*part), octets);
 	send->link = link;
 	send->id = pending->id;
 	send->part = number;
-	send->esm_class = part.esm_class;
-	send->data_coding = part.data_coding;
-	send->flags = part.flags;
-	send->protocol_id = part.protocol_id;
-	send->priority_flag = part.priority_flag;
-	send->source_addr_ton = part.source_addr_ton;
-	send->source_addr_npi = part.source_addr_npi;
-	send->dest_addr_ton = part.dest_addr_ton;
-	send->dest_addr_npi = part.dest_addr_npi;
-	send->short_message_length = part.short_message_length;
-	send->tlv_length = part.tlv_length;
-	outbox_copy(send->to, sizeof(send->to), message.to);
-	outbox_copy(send->from, sizeof(send->from), message.from);
-	outbox_validity_period(
-	    message.expires_us, now_us, send->validity, sizeof(send->validity));
+	send->esm_class = part->esm_class;
+	send->data_coding = part->data_coding;
+	send->flags = part->flags;
+	send->protocol_id = part->protocol_id;
+	send->priority_flag = part->priority_flag;
+	send->source_addr_ton = part->source_addr_ton;
+	send->source_addr_npi = part->source_addr_npi;
+	send->dest_addr_ton = part->dest_addr_ton;
+	send->dest_addr_npi = part->dest_addr_npi;
+	send->short_message_length = part->short_message_length;
+	send->tlv_length = part->tlv_length;
+	outbox_copy(send->to, sizeof(send->to), message->to);
+	outbox_copy(send->from, sizeof(send->from), message->from);
+	outbox_validity_period(message->expires_us, now_us, send->validity,
+	    sizeof(send->validity));
 
-	outbox_copy(part.link, sizeof(part.link), link_name(link));
-	part.submitted_us = now_us;
-	outbox_copy(message.link, sizeof(message.link), link_name(link));
-	outbox_part_transition(pending->id, &message, &part, number,
+	outbox_copy(part->link, sizeof(part->link), link_name(link));
+	part->submitted_us = now_us;
+	outbox_copy(message->link, sizeof(message->link), link_name(link));
+	outbox_part_transition(pending->id, message, part, number,
 	    OUTBOX_SUBMITTING, OUTBOX_REASON_SENDING, 0, now_us);
-	if (outbox_write_part(pending->id, number, &part) != STORE_OK ||
-	    outbox_write_message(pending->id, &message) != STORE_OK ||
-	    store_put(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key), "",
-		0, 0) != STORE_OK) {
+	if (outbox_edit_save(&edit) != STORE_OK ||
+	    store_put(gateway->store, STORE_DB_INFLIGHT, edit.part_key,
+		sizeof(edit.part_key), "", 0, 0) != STORE_OK) {
 		free(send);
 		return -1;
 	}
@@ -1730,23 +1812,23 @@ outbox_on_available(void *arg, struct link *link)
 
 /* Loads what a response or a loss is about; -1 if it is not ours. */
 static int
-outbox_load_cookie(uint64_t cookie, struct outbox_pending **pending,
-    struct outbox_message_record *message, struct outbox_part_record *part)
+outbox_load_cookie(
+    uint64_t cookie, struct outbox_pending **pending, struct outbox_edit *edit)
 {
 	uint64_t id = cookie >> 8;
 	unsigned int number = (unsigned int)(cookie & 0xff);
 
 	*pending = outbox_pending_find(id);
-	if (outbox_read_message(id, message, NULL, 0) != STORE_OK ||
-	    outbox_read_part(id, number, part) != STORE_OK) {
+	if (outbox_edit_load(edit, id, number) == -1) {
 		log_warnx(
 		    id, "outbox", "response-for-unknown", "part=%u", number);
 		return -1;
 	}
-	if (part->state != OUTBOX_SUBMITTING) {
+	if (edit->part.state != OUTBOX_SUBMITTING) {
 		log_warnx(id, "outbox", "response-out-of-state",
 		    "part=%u state=%s", number,
-		    outbox_strstate((enum outbox_state)part->state));
+		    outbox_strstate((enum outbox_state)edit->part.state));
+		outbox_edit_free(edit);
 		return -1;
 	}
 	return 0;
@@ -1757,51 +1839,51 @@ outbox_on_response(void *arg, struct link *link, uint64_t cookie,
     uint32_t status, const char *message_id)
 {
 	struct outbox_pending *pending;
-	struct outbox_message_record message;
-	struct outbox_part_record part;
+	struct outbox_edit edit;
+	struct outbox_message_record *message = &edit.message;
+	struct outbox_part_record *part = &edit.part;
 	uint64_t id = cookie >> 8, now_us = clock_now_us();
 	unsigned int number = (unsigned int)(cookie & 0xff);
 	uint8_t key[OUTBOX_PART_KEY_LENGTH], message_key[OUTBOX_KEY_LENGTH];
 
-	if (outbox_load_cookie(cookie, &pending, &message, &part) == -1)
+	if (outbox_load_cookie(cookie, &pending, &edit) == -1)
 		return;
 	outbox_key(id, number, key);
 	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
 	if (pending != NULL && pending->inflight > 0)
 		pending->inflight--;
-	part.responded_us = now_us;
-	part.submit_status = status;
+	part->responded_us = now_us;
+	part->submit_status = status;
 	if (status == SMPP_ESME_ROK) {
-		outbox_copy(part.smsc_id, sizeof(part.smsc_id),
+		outbox_copy(part->smsc_id, sizeof(part->smsc_id),
 		    message_id != NULL ? message_id : "");
-		outbox_part_transition(id, &message, &part, number,
+		outbox_part_transition(id, message, part, number,
 		    OUTBOX_SUBMITTED, OUTBOX_REASON_ACKNOWLEDGED, 0, now_us);
 	} else if (smpp_status_is_temporary(status) && pending != NULL &&
-		   message.expires_us > now_us) {
+		   message->expires_us > now_us) {
 		metrics_add(metric_requeued, 1);
-		outbox_part_transition(id, &message, &part, number,
-		    OUTBOX_QUEUED, OUTBOX_REASON_THROTTLED, status, now_us);
+		outbox_part_transition(id, message, part, number, OUTBOX_QUEUED,
+		    OUTBOX_REASON_THROTTLED, status, now_us);
 		outbox_waiting_set(pending, number, 1);
 		store_encode_u64(message_key, id);
 		store_put(gateway->store, STORE_DB_QUEUE, message_key,
 		    sizeof(message_key), "", 0, 0);
 		outbox_enqueue(pending, 1);
 	} else {
-		outbox_part_transition(id, &message, &part, number,
+		outbox_part_transition(id, message, part, number,
 		    OUTBOX_REJECTED, OUTBOX_REASON_SMSC_REJECTED, status,
 		    now_us);
 		log_info(id, "outbox", "rejected", "link=%s part=%u status=%s",
 		    link_name(link), number, smpp_status_name(status));
 		/* Half a message is worse than none: stop the other parts. */
 		if (pending != NULL)
-			outbox_end_waiting_parts(pending, &message,
+			outbox_end_waiting_parts(pending, message,
 			    OUTBOX_REJECTED, OUTBOX_REASON_SIBLING_REJECTED,
 			    now_us);
 	}
-	outbox_write_part(id, number, &part);
-	outbox_write_message(id, &message);
-	if (status == SMPP_ESME_ROK && part.smsc_id[0] != '\0')
-		receipt_index_part(link_name(link), part.smsc_id, id, number);
+	outbox_edit_save(&edit);
+	if (status == SMPP_ESME_ROK && part->smsc_id[0] != '\0')
+		receipt_index_part(link_name(link), part->smsc_id, id, number);
 	if (pending != NULL)
 		outbox_pending_settle(pending);
 }
@@ -1810,8 +1892,9 @@ static void
 outbox_on_lost(void *arg, struct link *link, uint64_t cookie, const char *why)
 {
 	struct outbox_pending *pending;
-	struct outbox_message_record message;
-	struct outbox_part_record part;
+	struct outbox_edit edit;
+	struct outbox_message_record *message = &edit.message;
+	struct outbox_part_record *part = &edit.part;
 	uint64_t id = cookie >> 8, now_us = clock_now_us();
 	unsigned int number = (unsigned int)(cookie & 0xff);
 	uint8_t key[OUTBOX_PART_KEY_LENGTH];
@@ -1819,7 +1902,7 @@ outbox_on_lost(void *arg, struct link *link, uint64_t cookie, const char *why)
 					? OUTBOX_REASON_RESPONSE_TIMEOUT
 					: OUTBOX_REASON_CONNECTION_LOST;
 
-	if (outbox_load_cookie(cookie, &pending, &message, &part) == -1)
+	if (outbox_load_cookie(cookie, &pending, &edit) == -1)
 		return;
 	outbox_key(id, number, key);
 	store_delete(gateway->store, STORE_DB_INFLIGHT, key, sizeof(key));
@@ -1827,11 +1910,10 @@ outbox_on_lost(void *arg, struct link *link, uint64_t cookie, const char *why)
 		pending->inflight--;
 	/* Sent and unanswered: it may have reached the phone. Never resend. */
 	outbox_part_transition(
-	    id, &message, &part, number, OUTBOX_UNKNOWN, reason, 0, now_us);
+	    id, message, part, number, OUTBOX_UNKNOWN, reason, 0, now_us);
 	log_info(id, "outbox", "unknown", "link=%s part=%u reason=%s",
 	    link_name(link), number, why);
-	outbox_write_part(id, number, &part);
-	outbox_write_message(id, &message);
+	outbox_edit_save(&edit);
 	if (pending != NULL)
 		outbox_pending_settle(pending);
 }
@@ -1870,32 +1952,31 @@ outbox_receipt_apply(uint64_t id, unsigned int number, int message_state,
 	    [SMPP_MESSAGE_STATE_UNKNOWN] = OUTBOX_UNKNOWN,
 	    [SMPP_MESSAGE_STATE_REJECTED] = OUTBOX_REJECTED,
 	};
-	struct outbox_message_record message;
-	struct outbox_part_record part;
+	struct outbox_edit edit;
+	struct outbox_message_record *message = &edit.message;
+	struct outbox_part_record *part = &edit.part;
 	enum outbox_state state = OUTBOX_STATE_NONE;
 
-	if (outbox_read_message(id, &message, NULL, 0) != STORE_OK ||
-	    outbox_read_part(id, number, &part) != STORE_OK)
+	if (outbox_edit_load(&edit, id, number) == -1)
 		return -1;
 	if (message_state > 0 &&
 	    (size_t)message_state < sizeof(by_receipt) / sizeof(by_receipt[0]))
 		state = by_receipt[message_state];
-	part.receipt_state = (uint8_t)message_state;
-	part.receipt_error = error_code;
-	part.receipt_us = now_us;
+	part->receipt_state = (uint8_t)message_state;
+	part->receipt_error = error_code;
+	part->receipt_us = now_us;
 	/* ENROUTE and ACCEPTED are news, not an end: the part stays put. */
-	if (state != OUTBOX_STATE_NONE && !state_is_final[part.state])
-		outbox_part_transition(id, &message, &part, number, state,
+	if (state != OUTBOX_STATE_NONE && !state_is_final[part->state])
+		outbox_part_transition(id, message, part, number, state,
 		    OUTBOX_REASON_RECEIPT, error_code, now_us);
 	else
-		outbox_history_add(&message, now_us,
-		    (enum outbox_state)part.state, number,
+		outbox_history_add(message, now_us,
+		    (enum outbox_state)part->state, number,
 		    OUTBOX_REASON_RECEIPT, error_code);
-	outbox_write_part(id, number, &part);
-	outbox_write_message(id, &message);
-	outbox_notify(id, &message, number, &part);
-	*message_out = message;
-	*part_out = part;
+	outbox_edit_save(&edit);
+	outbox_notify(id, message, number, part);
+	*message_out = *message;
+	*part_out = *part;
 	return 0;
 }
 
