@@ -854,12 +854,15 @@ handle_deliver(
 
 	link->counters.delivered_in++;
 	metrics_add(link->metrics.delivered_in, 1);
-	log_debug(link->log_id, "link", "deliver",
-	    "name=%s conn=%s command=%s sequence=%u source=%s esm_class=0x%02x",
-	    link->config->name, connection_name(connection),
-	    smpp_command_name(pdu->command_id), pdu->sequence_number,
-	    log_mask_number(pdu->source_addr, source, sizeof(source)),
-	    pdu->esm_class);
+	/* Why the test: the arguments cost even when the line is not kept. */
+	if (log_get_level() >= LOG_LEVEL_DEBUG)
+		log_debug(link->log_id, "link", "deliver",
+		    "name=%s conn=%s command=%s sequence=%u source=%s "
+		    "esm_class=0x%02x",
+		    link->config->name, connection_name(connection),
+		    smpp_command_name(pdu->command_id), pdu->sequence_number,
+		    log_mask_number(pdu->source_addr, source, sizeof(source)),
+		    pdu->esm_class);
 	if (links_module.events.deliver != NULL)
 		status = links_module.events.deliver(
 		    links_module.events.arg, link, pdu);

@@ -134,12 +134,13 @@ receipt_apply(
 		metrics_observe(receipt_latency_metric(record->link),
 		    (double)(record->time_us - record->submitted_us) / 1e6);
 	receipt_log_append(record);
-	log_info(message_id, "receipt", "matched",
-	    "link=%s part=%u to=%s stat=%s err=%u", record->link, part,
-	    log_mask_number(record->to, masked, sizeof(masked)),
-	    smpp_receipt_state_name(
-		(enum smpp_message_state)record->receipt_state),
-	    record->error_code);
+	if (log_get_level() >= LOG_LEVEL_INFO)
+		log_info(message_id, "receipt", "matched",
+		    "link=%s part=%u to=%s stat=%s err=%u", record->link, part,
+		    log_mask_number(record->to, masked, sizeof(masked)),
+		    smpp_receipt_state_name(
+			(enum smpp_message_state)record->receipt_state),
+		    record->error_code);
 }
 
 /* Looks a key up in the SMSC id index. */
