@@ -45,9 +45,19 @@ pass() {
 }
 
 # A loopback port nobody listens on now.
+# Why below the kernel's ephemeral range (32768-60999): a port the kernel
+# handed out here could be taken again, before the test binds it, as the
+# local port of some outgoing connection (a soak or bench running beside).
 free_port() {
-	perl -MIO::Socket::INET -e \
-	    'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n";'
+	perl -MIO::Socket::INET -e '
+	    for (1 .. 200) {
+		my $port = 10000 + int(rand(22000));
+		my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1",
+		    LocalPort => $port, Listen => 1, ReuseAddr => 1) or next;
+		print "$port\n";
+		exit 0;
+	    }
+	    die "no free port\n";'
 }
 
 # wait_for SECONDS COMMAND...: retries COMMAND every 50 ms until it succeeds.
@@ -245,7 +255,8 @@ start_capture() {
 	    --out "$SCRATCH/capture.jsonl" "$@" >"$SCRATCH/capture.out" 2>&1 &
 	CAPTURE_PID=$!
 	PIDS="$PIDS $CAPTURE_PID"
-	wait_for 10 grep -q READY "$SCRATCH/capture.out" || fail "capture server did not start"
+	wait_for 10 grep -q READY "$SCRATCH/capture.out" ||
+	    fail "capture server did not start: $(cat "$SCRATCH/capture.out")"
 }
 
 # subscribe NUMBER: records SMS consent (as a signed-up form would), so
