@@ -61,6 +61,7 @@ SMPP_SRCS := \
 NUDGE_SRCS := \
 	src/log.c \
 	src/clock.c \
+	src/text.c \
 	src/config.c \
 	src/store.c \
 	src/store_timer.c \

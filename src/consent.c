@@ -77,16 +77,6 @@ static const struct config *consent_config;
 static struct metric *metric_changes[CONSENT_STATE_COUNT];
 static struct metric *metric_codes_wrong, *metric_imports_rejected;
 
-/* Copies text into out, cut to fit (names and codes: cutting is fine). */
-static void
-consent_copy(char *out, size_t size, const char *text)
-{
-	size_t length = strnlen(text, size - 1);
-
-	memcpy(out, text, length);
-	out[length] = '\0';
-}
-
 const char *
 consent_strstate(enum consent_state state)
 {
@@ -256,7 +246,7 @@ consent_set_at(const char *number, enum consent_state state,
 	record.state = (uint8_t)state;
 	record.source = (uint8_t)source;
 	record.time_us = time_us;
-	consent_copy(record.wording, sizeof(record.wording),
+	text_copy(record.wording, sizeof(record.wording),
 	    wording != NULL ? wording : "");
 	if ((result = consent_apply(key, key_length, &record)) != STORE_OK)
 		return result;
@@ -282,7 +272,7 @@ consent_language(
     const char *number, const char *language, char *out, size_t out_size)
 {
 	if (language != NULL && language[0] != '\0')
-		consent_copy(out, out_size, language);
+		text_copy(out, out_size, language);
 	else
 		keyword_language_for(number, NULL, out, out_size);
 }
@@ -360,7 +350,7 @@ consent_request_smart_opt_in(const char *number, enum consent_source source,
 	record.source = (uint8_t)source;
 	record.expires_us =
 	    clock_now_us() + consent_config->compliance_code_expiry_us;
-	consent_copy(record.wording, sizeof(record.wording),
+	text_copy(record.wording, sizeof(record.wording),
 	    wording != NULL ? wording : "");
 	if (consent_new_code(code) == -1 ||
 	    RAND_bytes(record.salt, sizeof(record.salt)) != 1 ||
@@ -722,7 +712,7 @@ consent_import_record(struct consent_import *import)
 	row.line = import->line;
 	row.state = (uint8_t)state;
 	row.source = (uint8_t)source;
-	consent_copy(
+	text_copy(
 	    row.wording, sizeof(row.wording), import->fields[COLUMN_WORDING]);
 	if (import->row_count == import->row_capacity) {
 		import->row_capacity = import->row_capacity * 2 + 64;

@@ -230,16 +230,6 @@ static struct keyword_language keyword_languages[KEYWORD_LANGUAGES_MAX];
 static size_t keyword_language_count;
 static struct metric *metric_actions[KEYWORD_OPT_IN + 1];
 
-/* Copies text into out, cut to fit (names and codes: cutting is fine). */
-static void
-keyword_copy(char *out, size_t size, const char *text)
-{
-	size_t length = strnlen(text, size - 1);
-
-	memcpy(out, text, length);
-	out[length] = '\0';
-}
-
 /* The ASCII letter a Latin-1 supplement letter (after 0xC3) folds to. */
 static char
 keyword_fold_latin1(unsigned char second)
@@ -414,7 +404,7 @@ keyword_opt_out_sentence(
 				KEYWORD_IN(keyword_unambiguous, tokens[at])) ||
 			    (at + used < count && KEYWORD_IN(keyword_messaging,
 						      tokens[at + used]))) {
-				keyword_copy(match->language,
+				text_copy(match->language,
 				    sizeof(match->language), language->name);
 				return 1;
 			}
@@ -445,7 +435,7 @@ keyword_classify(const char *text, size_t length, struct keyword_match *match)
 			if (keyword_all_of(&keyword_languages[l],
 				(enum keyword_list)list, core, count)) {
 				match->action = keyword_list_actions[list];
-				keyword_copy(match->language,
+				text_copy(match->language,
 				    sizeof(match->language),
 				    keyword_languages[l].name);
 				goto found;
@@ -490,8 +480,7 @@ keyword_language_for(
 	char primary[KEYWORD_LANGUAGE_SIZE];
 	const char *name = NULL;
 
-	keyword_copy(
-	    out, out_size, keyword_config->compliance_default_language);
+	text_copy(out, out_size, keyword_config->compliance_default_language);
 	if (profile_load(number, &profile) == STORE_OK) {
 		value = json_object_get(profile.attributes, "language");
 		if (json_is_string(value)) {
@@ -503,13 +492,13 @@ keyword_language_for(
 				name = primary;
 		}
 		if (name != NULL)
-			keyword_copy(out, out_size, name);
+			text_copy(out, out_size, name);
 		profile_release(&profile);
 		if (name != NULL)
 			return;
 	}
 	if (keyword_find_language(fallback) != NULL)
-		keyword_copy(out, out_size, fallback);
+		text_copy(out, out_size, fallback);
 }
 
 int
@@ -651,7 +640,7 @@ keyword_language_slot(const char *name)
 		return NULL;
 	language = &keyword_languages[keyword_language_count++];
 	memset(language, 0, sizeof(*language));
-	keyword_copy(language->name, sizeof(language->name), name);
+	text_copy(language->name, sizeof(language->name), name);
 	return language;
 }
 

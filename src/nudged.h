@@ -55,6 +55,13 @@ __dead void fatalx(const char *subsystem, const char *event, const char *fmt,
 const char *log_mask_number(const char *number, char *buffer, size_t size);
 #define LOG_MASKED_NUMBER_SIZE 64
 
+/* ===== text.c ===== */
+
+/* Copies text into out (size > 0), cut to fit, always terminated. */
+void text_copy(char *out, size_t size, const char *text);
+/* The same for length octets of text that need not be terminated. */
+void text_copy_length(char *out, size_t size, const char *text, size_t length);
+
 /* ===== clock.c ===== */
 
 /*

@@ -26,16 +26,6 @@ static struct {
 } latency_cache[RECEIPT_LATENCY_CACHE];
 static size_t latency_cached;
 
-/* Copies text into out, cut to fit (snprintf was a hot spot here). */
-static void
-receipt_copy(char *out, size_t size, const char *text, size_t length)
-{
-	if (length > size - 1)
-		length = size - 1;
-	memcpy(out, text, length);
-	out[length] = '\0';
-}
-
 int
 receipt_is_receipt(const struct smpp_pdu *pdu)
 {
@@ -102,7 +92,7 @@ receipt_latency_metric(const char *link_name)
 	    sizeof(bounds) / sizeof(bounds[0]));
 	if (metric != NULL && latency_cached < RECEIPT_LATENCY_CACHE &&
 	    strlen(link_name) < OUTBOX_LINK_NAME_SIZE) {
-		receipt_copy(latency_cache[latency_cached].link,
+		text_copy_length(latency_cache[latency_cached].link,
 		    OUTBOX_LINK_NAME_SIZE, link_name, strlen(link_name));
 		latency_cache[latency_cached++].metric = metric;
 	}
@@ -124,7 +114,7 @@ receipt_apply(
 	if (outbox_receipt_apply(message_id, part, record->receipt_state,
 		record->error_code, record->time_us, &message,
 		&part_record) == 0) {
-		receipt_copy(record->to, sizeof(record->to), message.to,
+		text_copy_length(record->to, sizeof(record->to), message.to,
 		    strnlen(message.to, sizeof(message.to)));
 		record->submitted_us = part_record.submitted_us;
 		record->part_state = part_record.state;
@@ -191,11 +181,11 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 	memset(&record, 0, sizeof(record));
 	record.version = OUTBOX_RECORD_VERSION;
 	record.time_us = clock_now_us();
-	receipt_copy(record.link, sizeof(record.link), link_name(link),
+	text_copy_length(record.link, sizeof(record.link), link_name(link),
 	    strlen(link_name(link)));
 	if (have_text && (parsed.fields & SMPP_RECEIPT_STAT)) {
 		record.receipt_state = (uint8_t)parsed.state;
-		receipt_copy(record.stat, sizeof(record.stat), parsed.stat,
+		text_copy_length(record.stat, sizeof(record.stat), parsed.stat,
 		    strnlen(parsed.stat, sizeof(parsed.stat)));
 	}
 	if (have_text && (parsed.fields & SMPP_RECEIPT_ERROR_CODE))
@@ -213,7 +203,7 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 		key_tlv_length = receipt_key(record.link,
 		    (const char *)tlv.value, smpp_tlv_text_length(&tlv),
 		    config->response_id_base, key_tlv, sizeof(key_tlv));
-		receipt_copy(record.smsc_id, sizeof(record.smsc_id),
+		text_copy_length(record.smsc_id, sizeof(record.smsc_id),
 		    (const char *)tlv.value, smpp_tlv_text_length(&tlv));
 	}
 	if (have_text && (parsed.fields & SMPP_RECEIPT_ID)) {
@@ -221,7 +211,7 @@ receipt_handle(struct link *link, const struct smpp_pdu *pdu)
 		    receipt_key(record.link, parsed.id, strlen(parsed.id),
 			config->receipt_id_base, key_text, sizeof(key_text));
 		if (record.smsc_id[0] == '\0')
-			receipt_copy(record.smsc_id, sizeof(record.smsc_id),
+			text_copy_length(record.smsc_id, sizeof(record.smsc_id),
 			    parsed.id, strnlen(parsed.id, sizeof(parsed.id)));
 	}
 	if (key_tlv_length == 0 && key_text_length == 0) {

@@ -541,15 +541,6 @@ forget_reservations(struct store *store)
 			    store->sequences[i].next - 1;
 }
 
-static void fail_turn(struct store *);
-
-void
-store_fail_turn(struct store *store, const char *reason)
-{
-	log_warnx(0, "store", "turn-failed", "reason=%s", reason);
-	fail_turn(store);
-}
-
 /* A write of this turn was lost: the rest of the turn must not commit. */
 static void
 fail_turn(struct store *store)
@@ -559,6 +550,13 @@ fail_turn(struct store *store)
 	store->op_log_length = 0;
 	store->op_count = 0;
 	forget_reservations(store);
+}
+
+void
+store_fail_turn(struct store *store, const char *reason)
+{
+	log_warnx(0, "store", "turn-failed", "reason=%s", reason);
+	fail_turn(store);
 }
 
 /* The single write path of store_put() and store_delete(). */
