@@ -415,6 +415,36 @@ rule_parse_duration(const char *text, uint64_t *duration_us)
 	return 0;
 }
 
+/*
+ * An A/B weight as the schema's xsd:integer 1..100 reads it: an optional
+ * "+", leading zeros allowed ("01" is 1). Any other form is -1, so the
+ * loader and the schema can never disagree on a weight.
+ */
+static int
+parse_weight(const char *text, unsigned int *weight)
+{
+	unsigned int value = 0;
+	size_t i = 0;
+
+	if (text == NULL)
+		return -1;
+	if (text[0] == '+')
+		i++;
+	if (text[i] == '\0')
+		return -1;
+	for (; text[i] != '\0'; i++) {
+		if (!isdigit((unsigned char)text[i]))
+			return -1;
+		value = value * 10 + (unsigned int)(text[i] - '0');
+		if (value > 100)
+			return -1;
+	}
+	if (value == 0)
+		return -1;
+	*weight = value;
+	return 0;
+}
+
 /* "HH:MM", 24-hour clock. */
 static int
 parse_time_of_day(const char *text, uint8_t *hour, uint8_t *minute)
@@ -846,14 +876,15 @@ parse_ab(struct loader *loader, xmlNodePtr node, struct flow_step *step)
 		branch->name = attribute(loader, child, "name");
 		branch->step = FLOW_STEP_NONE;
 		weight = attribute(loader, child, "weight");
-		/* 1..100 by the schema; anything else it has reported. */
-		if (weight != NULL && weight[0] != '0' &&
-		    strspn(weight, "0123456789") == strlen(weight) &&
-		    strlen(weight) > 0 && strlen(weight) <= 3 &&
-		    atoi(weight) <= 100)
-			branch->weight = (unsigned int)atoi(weight);
-		else
+		if (parse_weight(weight, &branch->weight) == -1) {
 			all_read = 0;
+			/* The schema has refused this form already. */
+			if (loader->schema_valid)
+				loader_error(loader, xmlGetLineNo(child),
+				    "weight=\"%s\" is not a whole number from "
+				    "1 to 100",
+				    weight != NULL ? weight : "");
+		}
 		sum += branch->weight;
 	}
 	if (sum != 100 && all_read)

@@ -19,7 +19,12 @@ for target in "$@"; do
 	    -artifact_prefix="$build/fuzz/$target-" -print_final_stats=1 \
 	    "$corpus" >"$build/fuzz/$target.log" 2>&1; then
 		echo "fuzz: $target FOUND A CRASH, see $build/fuzz/$target.log"
-		tail -n 40 "$build/fuzz/$target.log"
+		# The report's head (where it crashed), then its tail (the
+		# input that did it).
+		sed -n '/ERROR: \|runtime error: /,$p' "$build/fuzz/$target.log" |
+		    head -n 30
+		echo "..."
+		tail -n 12 "$build/fuzz/$target.log"
 		status=1
 	else
 		grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' "$build/fuzz/$target.log" | tail -n 2

@@ -629,6 +629,33 @@ test_semantic_errors(void **state)
 	assert_int_equal(report.error_count, 15);
 }
 
+/*
+ * Weights in every form the schema's xsd:integer takes ("+021", "079")
+ * read as the schema reads them; the fuzzer found "01" passed the schema
+ * but not the loader, which then loaded a split whose weights summed to 80.
+ */
+static void
+test_weights_read_as_the_schema_reads_them(void **state)
+{
+	struct flow *flow;
+
+	flow = load_clean(HEAD
+	    "<ab-split id=\"ab\"><branch weight=\"+021\"/>"
+	    "<branch weight=\" 079 \"/></ab-split>\n" TAIL);
+	assert_non_null(flow);
+	assert_int_equal(flow->steps[0].ab.branches[0].weight, 21);
+	assert_int_equal(flow->steps[0].ab.branches[1].weight, 79);
+	rule_free(flow);
+
+	rule_report_free(&report);
+	rule_report_init(&report);
+	assert_null(load(HEAD
+	    "<ab-split id=\"ab\"><branch weight=\"01\"/>" /* 4 */
+	    "<branch weight=\"80\"/></ab-split>\n" TAIL));
+	assert_message(RULE_ERROR, 4, "weights sum to 81, not 100");
+	assert_int_equal(report.error_count, 1);
+}
+
 static void
 test_goto_must_go_forward(void **state)
 {
@@ -1054,6 +1081,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_doctype_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_size_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_weights_read_as_the_schema_reads_them, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_lint_abandonment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
