@@ -639,9 +639,8 @@ test_weights_read_as_the_schema_reads_them(void **state)
 {
 	struct flow *flow;
 
-	flow = load_clean(HEAD
-	    "<ab-split id=\"ab\"><branch weight=\"+021\"/>"
-	    "<branch weight=\" 079 \"/></ab-split>\n" TAIL);
+	flow = load_clean(HEAD "<ab-split id=\"ab\"><branch weight=\"+021\"/>"
+			       "<branch weight=\" 079 \"/></ab-split>\n" TAIL);
 	assert_non_null(flow);
 	assert_int_equal(flow->steps[0].ab.branches[0].weight, 21);
 	assert_int_equal(flow->steps[0].ab.branches[1].weight, 79);
@@ -649,9 +648,9 @@ test_weights_read_as_the_schema_reads_them(void **state)
 
 	rule_report_free(&report);
 	rule_report_init(&report);
-	assert_null(load(HEAD
-	    "<ab-split id=\"ab\"><branch weight=\"01\"/>" /* 4 */
-	    "<branch weight=\"80\"/></ab-split>\n" TAIL));
+	assert_null(
+	    load(HEAD "<ab-split id=\"ab\"><branch weight=\"01\"/>" /* 4 */
+		      "<branch weight=\"80\"/></ab-split>\n" TAIL));
 	assert_message(RULE_ERROR, 4, "weights sum to 81, not 100");
 	assert_int_equal(report.error_count, 1);
 }
