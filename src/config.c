@@ -96,6 +96,11 @@ static const struct config_key config_key_table[] = {
     KEY("store", "map_size", CONFIG_SIZE, store_map_size, SIZE_MIB,
 	INT64_C(1) << 40, NULL, "64M",
 	"Initial LMDB map size; it grows by doubling when full."),
+    KEY("store", "map_resident", CONFIG_SIZE, store_map_resident, 0,
+	INT64_C(1) << 40, NULL, "32M",
+	"How much of the LMDB map nudged keeps mapped before it lets go of "
+	"it (checked each second). Pages stay in the page cache; 0 keeps "
+	"every page read mapped, so RSS grows with the store."),
     KEY("store", "max_readers", CONFIG_INTEGER, store_max_readers, 8, 4096,
 	NULL, "126", "LMDB reader slots (nudged plus nudgectl processes)."),
     KEY("store", "sync", CONFIG_BOOLEAN, store_sync, 0, 1, NULL, "yes",

@@ -145,6 +145,13 @@ daemon_collect_metrics(void *arg)
 	metrics_set(metrics_counter("nudge_store_commit_failures_total", NULL,
 			"Write transactions that failed to commit."),
 	    (double)stats.commit_failures);
+	metrics_set(metrics_gauge("nudge_store_map_resident_bytes", NULL,
+			"Bytes of the LMDB map mapped into nudged (RSS), "
+			"at the last check."),
+	    (double)stats.map_resident);
+	metrics_set(metrics_counter("nudge_store_map_trims_total", NULL,
+			"Times nudged let go of its mapped LMDB pages."),
+	    (double)stats.map_trims);
 }
 
 static void
@@ -406,6 +413,7 @@ daemon_start(struct config *config, int foreground)
 	options.initial_map_size = config->store_map_size;
 	options.max_readers = (unsigned int)config->store_max_readers;
 	options.no_sync = !config->store_sync;
+	options.map_resident_limit = (size_t)config->store_map_resident;
 	if ((gateway->store = store_open(&options)) == NULL)
 		fatalx("daemon", "store-open", "path=%s", config->data_dir);
 	if (options.no_sync)

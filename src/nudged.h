@@ -205,6 +205,7 @@ struct config {
 	char *organization_url;
 	/* [store] */
 	uint64_t store_map_size;
+	uint64_t store_map_resident;
 	int64_t store_max_readers;
 	int store_sync;
 	/* [http] */
@@ -397,8 +398,9 @@ struct store_options {
 	const char *path;        /* directory holding data.mdb */
 	size_t initial_map_size; /* bytes; grows on demand */
 	unsigned int max_readers;
-	int no_sync;   /* MDB_NOSYNC: benchmarks of durability cost only */
-	int read_only; /* nudgectl beside a running daemon */
+	int no_sync; /* MDB_NOSYNC: benchmarks of durability cost only */
+	size_t map_resident_limit; /* bytes of the map kept mapped; 0 = all */
+	int read_only;             /* nudgectl beside a running daemon */
 };
 
 struct store;
@@ -409,6 +411,8 @@ struct store *store_open(const struct store_options *options);
 void store_close(struct store *store);
 /* Commits at the end of every loop turn that wrote something. */
 void store_attach(struct store *store, struct event_base *base);
+/* Drops this process's mapping of the map's pages (they stay cached). */
+int store_trim_map(struct store *store);
 enum store_result store_put(struct store *store, enum store_db db,
     const void *key, size_t key_length, const void *value, size_t value_length,
     unsigned int flags);
@@ -451,6 +455,8 @@ struct store_stats {
 	uint64_t records_committed;
 	uint64_t map_resizes;
 	uint64_t commit_failures;
+	size_t map_resident; /* the map's share of RSS at the last check */
+	uint64_t map_trims;
 };
 void store_get_stats(const struct store *store, struct store_stats *stats);
 

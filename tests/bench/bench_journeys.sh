@@ -142,8 +142,10 @@ printf '  %-22s %.1f MB\n' "memory peak (VmHWM)" "$(calc "$peak / 1024")"
 bench journeys.rss_peak "$(printf '%.1f' "$(calc "$peak / 1024")")" MB
 stop_nudged
 
-# VmRSS counts the LMDB pages nudged has read through its map: shared page
-# cache the kernel can drop. RssAnon is what nudged itself holds.
+# VmRSS counts the LMDB pages mapped into nudged: each read through the map
+# also maps the cached pages around it (fault-around), so nudged lets go of
+# them once they pass [store] map_resident (32M by default; store_trim_map).
+# RssAnon is what nudged itself holds.
 for kind in vmrss anon; do
 	if [ $kind = vmrss ]; then
 		kb=$rss_waiting

@@ -275,8 +275,9 @@ sub build_rows {
 	    'journeys.rss_waiting', undef, {%$small});
 	row('journeys.rss_anon_waiting', "RssAnon, $w waiting", 'MB',
 	    'journeys.rss_anon_waiting', undef, {%$small});
-	push @notes, 'journeys: VmRSS counts the LMDB pages nudged read'
-	    . ' through its map (page cache); RssAnon is its own memory'
+	push @notes, 'journeys: VmRSS counts the LMDB pages mapped into'
+	    . ' nudged, kept under [store] map_resident (32M); RssAnon is'
+	    . ' its own memory'
 	    if bench_state('journeys') ne 'not run';
 }
 

@@ -976,6 +976,130 @@ test_sequence_after_crash(void **state)
 	assert_true(id > highest);
 }
 
+/* Rss in kB of this process's mapping of PATH/data.mdb, from smaps. */
+static long
+map_rss_kb(const char *path)
+{
+	char line[512], file[128];
+	FILE *smaps = fopen("/proc/self/smaps", "r");
+	long rss = -1, kb;
+	int in_map = 0;
+
+	assert_non_null(smaps);
+	snprintf(file, sizeof(file), "%s/data.mdb", path);
+	while (fgets(line, sizeof(line), smaps) != NULL) {
+		if (strchr(line, '-') != NULL && strchr(line, ':') != NULL &&
+		    line[0] != ' ' && strncmp(line, "Rss:", 4) != 0 &&
+		    strstr(line, " kB") == NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			in_map = strlen(line) >= strlen(file) &&
+				 strcmp(line + strlen(line) - strlen(file),
+				     file) == 0;
+			continue;
+		}
+		if (in_map && sscanf(line, "Rss: %ld kB", &kb) == 1)
+			rss = kb;
+	}
+	fclose(smaps);
+	return rss;
+}
+
+#define TRIM_RECORDS     20000
+#define TRIM_VALUE_BYTES 400
+
+/* Writes TRIM_RECORDS events, or reads each back and checks its bytes. */
+static void
+trim_records(struct store *store, int write)
+{
+	unsigned char key[8], value[TRIM_VALUE_BYTES];
+	const void *stored;
+	size_t length;
+	uint64_t i;
+	int b;
+
+	for (i = 0; i < TRIM_RECORDS; i++) {
+		for (b = 0; b < 8; b++)
+			key[b] = (unsigned char)(i >> (56 - 8 * b));
+		memset(value, (int)(i % 251), sizeof(value));
+		if (write) {
+			assert_int_equal(
+			    store_put(store, STORE_DB_EVENTS, key, sizeof(key),
+				value, sizeof(value), STORE_PUT_APPEND),
+			    STORE_OK);
+			continue;
+		}
+		assert_int_equal(store_get(store, STORE_DB_EVENTS, key,
+				     sizeof(key), &stored, &length),
+		    STORE_OK);
+		assert_int_equal(length, sizeof(value));
+		assert_memory_equal(stored, value, sizeof(value));
+	}
+	if (write)
+		assert_int_equal(store_commit(store), STORE_OK);
+}
+
+static void
+stop_loop(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/*
+ * Reading the map maps its pages into RSS; store_trim_map() lets go of
+ * them and every record reads back the same. With a limit, the loop's
+ * once-a-second check trims by itself.
+ */
+static void
+test_trim_map(void **state)
+{
+	struct fixture *fixture = *state;
+	struct store_options options;
+	struct store_stats stats;
+	struct event_base *base;
+	struct event *stop;
+	struct timeval wait = {2, 500000};
+	long before, after;
+
+	trim_records(fixture->store, 1);
+	trim_records(fixture->store, 0);
+	before = map_rss_kb(fixture->path);
+	/* 8 MB of values, read once: most of them are mapped now. */
+	assert_true(before > 4000);
+	assert_int_equal(store_trim_map(fixture->store), 0);
+	after = map_rss_kb(fixture->path);
+	assert_true(after >= 0 && after < before / 10);
+	trim_records(fixture->store, 0);
+	assert_true(map_rss_kb(fixture->path) > 4000);
+	store_get_stats(fixture->store, &stats);
+	assert_int_equal(stats.map_trims, 1);
+
+	/* The same store with a 1 MB limit, in a loop. */
+	store_close(fixture->store);
+	memset(&options, 0, sizeof(options));
+	options.path = fixture->path;
+	options.map_resident_limit = 1024 * 1024;
+	fixture->store = store_open(&options);
+	assert_non_null(fixture->store);
+	base = event_base_new();
+	assert_non_null(base);
+	store_attach(fixture->store, base);
+	trim_records(fixture->store, 0);
+	assert_true(map_rss_kb(fixture->path) > 4000);
+	stop = evtimer_new(base, stop_loop, base);
+	assert_non_null(stop);
+	assert_int_equal(evtimer_add(stop, &wait), 0);
+	assert_int_not_equal(event_base_dispatch(base), -1);
+	store_get_stats(fixture->store, &stats);
+	assert_true(stats.map_trims >= 1);
+	assert_true(stats.map_resident <= options.map_resident_limit);
+	assert_true(map_rss_kb(fixture->path) < 1024);
+	event_free(stop);
+	store_attach(fixture->store, NULL);
+	event_base_free(base);
+}
+
 static void
 test_missing_directory(void **state)
 {
@@ -1010,6 +1134,7 @@ main(void)
 	    STORE_TEST(test_sequence_across_reopen),
 	    STORE_TEST(test_sequence_after_crash),
 	    STORE_TEST(test_missing_directory),
+	    STORE_TEST(test_trim_map),
 	};
 
 	log_init(1, LOG_LEVEL_WARN);
