@@ -1879,6 +1879,7 @@ void policy_record_send(const char *number, uint64_t now_us);
 void policy_record_decision(const char *number, enum policy_verdict verdict,
     enum policy_reason reason, uint64_t until_us, uint64_t journey_id,
     uint64_t message_id, const char *origin, const char *step);
+const char *policy_strverdict(enum policy_verdict verdict);
 const char *policy_strreason(enum policy_reason reason);
 
 /* ===== inbound.c ===== */

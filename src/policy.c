@@ -27,6 +27,21 @@ static const char *const reason_names[POLICY_REASON_COUNT] = {
     [POLICY_REASON_EXITED] = "exited",
 };
 
+static const char *const verdict_names[] = {
+    [POLICY_SEND] = "send",
+    [POLICY_DEFER] = "deferred",
+    [POLICY_SKIP] = "skipped",
+};
+
+const char *
+policy_strverdict(enum policy_verdict verdict)
+{
+	if ((unsigned int)verdict >=
+	    sizeof(verdict_names) / sizeof(verdict_names[0]))
+		return "invalid";
+	return verdict_names[verdict];
+}
+
 const char *
 policy_strreason(enum policy_reason reason)
 {
@@ -162,7 +177,7 @@ policy_record_decision(const char *number, enum policy_verdict verdict,
 	    metric_decisions[reason] != NULL)
 		metrics_add(metric_decisions[reason], 1);
 	log_info(message_id != 0 ? message_id : journey_id, "policy",
-	    verdict == POLICY_DEFER ? "deferred" : "skipped",
+	    policy_strverdict(verdict),
 	    "number=%s reason=%s origin=%s step=%s until_us=%llu",
 	    log_mask_number(number, masked, sizeof(masked)),
 	    policy_strreason(reason), record.origin, record.step,

@@ -139,49 +139,6 @@ static const struct log_kind receipt_log = {"receipt", STORE_DB_RECEIPTS,
 static const struct log_kind mo_log = {
     "MO", STORE_DB_MO, sizeof(struct mo_record), mo_matches, mo_print};
 
-static const char *const outbox_state_names[OUTBOX_STATE_COUNT] = {
-    [OUTBOX_STATE_NONE] = "NONE",
-    [OUTBOX_QUEUED] = "QUEUED",
-    [OUTBOX_SUBMITTING] = "SUBMITTING",
-    [OUTBOX_SUBMITTED] = "SUBMITTED",
-    [OUTBOX_DELIVERED] = "DELIVERED",
-    [OUTBOX_UNDELIVERABLE] = "UNDELIVERABLE",
-    [OUTBOX_EXPIRED] = "EXPIRED",
-    [OUTBOX_REJECTED] = "REJECTED",
-    [OUTBOX_FAILED] = "FAILED",
-    [OUTBOX_UNKNOWN] = "UNKNOWN",
-};
-
-static const char *const outbox_reason_names[OUTBOX_REASON_COUNT] = {
-    [OUTBOX_REASON_NONE] = "none",
-    [OUTBOX_REASON_ACCEPTED] = "accepted",
-    [OUTBOX_REASON_SENDING] = "sending",
-    [OUTBOX_REASON_ACKNOWLEDGED] = "acknowledged",
-    [OUTBOX_REASON_THROTTLED] = "throttled",
-    [OUTBOX_REASON_SMSC_REJECTED] = "smsc-rejected",
-    [OUTBOX_REASON_RESPONSE_TIMEOUT] = "response-timeout",
-    [OUTBOX_REASON_CONNECTION_LOST] = "connection-lost",
-    [OUTBOX_REASON_CRASH_RECOVERY] = "crash-recovery",
-    [OUTBOX_REASON_VALIDITY_EXPIRED] = "validity-expired",
-    [OUTBOX_REASON_RECEIPT] = "receipt",
-    [OUTBOX_REASON_NOT_SENT] = "not-sent",
-    [OUTBOX_REASON_SIBLING_REJECTED] = "sibling-rejected",
-};
-
-static const char *const outbox_class_names[] = {
-    [OUTBOX_CLASS_TRANSACTIONAL] = "transactional",
-    [OUTBOX_CLASS_MARKETING] = "marketing",
-};
-
-static const char *const link_state_names[] = {
-    [LINK_IDLE] = "IDLE",
-    [LINK_CONNECTING] = "CONNECTING",
-    [LINK_BINDING] = "BINDING",
-    [LINK_BOUND] = "BOUND",
-    [LINK_UNBINDING] = "UNBINDING",
-    [LINK_BACKOFF] = "BACKOFF",
-};
-
 #define COUNTER(field, label, rated)                                      \
 	{                                                                 \
 		label, offsetof(struct outbox_link_status_record, field), \
@@ -227,15 +184,6 @@ usage_error(void)
 {
 	usage(stderr);
 	exit(2);
-}
-
-/* A name from a table indexed by an enum, or "INVALID" out of range. */
-static const char *
-name_of(const char *const *names, size_t count, unsigned int value)
-{
-	if (value >= count || names[value] == NULL)
-		return "INVALID";
-	return names[value];
 }
 
 static void
@@ -572,10 +520,8 @@ receipt_print_json(uint64_t sequence, const struct receipt_record *record)
 	    latency < 0 ? json_null() : json_real(latency));
 	json_object_set_new(object, "smsc_id", json_field(record->smsc_id));
 	json_object_set_new(object, "part_state",
-	    record->matched
-		? json_string(name_of(outbox_state_names,
-		      nitems(outbox_state_names), record->part_state))
-		: json_null());
+	    record->matched ? json_string(outbox_strstate(record->part_state))
+			    : json_null());
 	print_json_line(object);
 }
 
@@ -1142,8 +1088,7 @@ print_stats_text(const struct stats_snapshot *before,
 		link = &after->links[i];
 		old = snapshot_find(before, link->name);
 		printf("link=%s state=%s age=%.1fs", link->name,
-		    name_of(link_state_names, nitems(link_state_names),
-			link->record.state),
+		    link_strstate(link->record.state),
 		    record_age(&link->record, now));
 		for (j = 0; j < nitems(link_counters); j++)
 			printf(" %s=%" PRIu64, link_counters[j].name,
@@ -1187,8 +1132,7 @@ print_stats_json(const struct stats_snapshot *before,
 		object = json_object();
 		json_object_set_new(object, "name", json_field(link->name));
 		json_object_set_new(object, "state",
-		    json_string(name_of(link_state_names,
-			nitems(link_state_names), link->record.state)));
+		    json_string(link_strstate(link->record.state)));
 		json_object_set_new(
 		    object, "updated", json_time(link->record.updated_us));
 		json_object_set_new(
@@ -1330,9 +1274,8 @@ part_json(unsigned int number, const struct outbox_part_record *part)
 	json_t *object = json_object();
 
 	json_object_set_new(object, "part", json_uint(number));
-	json_object_set_new(object, "state",
-	    json_string(name_of(
-		outbox_state_names, nitems(outbox_state_names), part->state)));
+	json_object_set_new(
+	    object, "state", json_string(outbox_strstate(part->state)));
 	json_object_set_new(object, "link", json_field(part->link));
 	json_object_set_new(object, "smsc_id", json_field(part->smsc_id));
 	json_object_set_new(
@@ -1365,11 +1308,8 @@ part_print(unsigned int number, const struct outbox_part_record *part)
 	printf("part=%u state=%s link=%s smsc_id=%s submit_status=0x%08" PRIx32
 	       " submitted=%s responded=%s receipt=%s receipt_error=%" PRIu32
 	       " receipt_time=%s\n",
-	    number,
-	    name_of(
-		outbox_state_names, nitems(outbox_state_names), part->state),
-	    field_text(part->link), field_text(part->smsc_id),
-	    part->submit_status,
+	    number, outbox_strstate(part->state), field_text(part->link),
+	    field_text(part->smsc_id), part->submit_status,
 	    time_text(part->submitted_us, submitted, sizeof(submitted)),
 	    time_text(part->responded_us, responded, sizeof(responded)),
 	    part->receipt_us != 0
@@ -1387,14 +1327,12 @@ history_json(const struct outbox_history_entry *entry)
 	json_t *object = json_object();
 
 	json_object_set_new(object, "time", json_time(entry->time_us));
-	json_object_set_new(object, "state",
-	    json_string(name_of(
-		outbox_state_names, nitems(outbox_state_names), entry->state)));
+	json_object_set_new(
+	    object, "state", json_string(outbox_strstate(entry->state)));
 	json_object_set_new(object, "part",
 	    entry->part != 0 ? json_uint(entry->part) : json_null());
-	json_object_set_new(object, "reason",
-	    json_string(name_of(outbox_reason_names,
-		nitems(outbox_reason_names), entry->reason)));
+	json_object_set_new(
+	    object, "reason", json_string(outbox_strreason(entry->reason)));
 	json_object_set_new(object, "status", json_uint(entry->status));
 	return object;
 }
@@ -1406,16 +1344,13 @@ history_print(const struct outbox_history_entry *entry)
 	char when[TIME_TEXT_SIZE];
 
 	printf("  %s %s", time_text(entry->time_us, when, sizeof(when)),
-	    name_of(
-		outbox_state_names, nitems(outbox_state_names), entry->state));
+	    outbox_strstate(entry->state));
 	if (entry->part != 0)
 		printf(" part=%u", (unsigned int)entry->part);
 	else
 		printf(" part=-");
 	printf(" reason=%s status=0x%08" PRIx32 "\n",
-	    name_of(outbox_reason_names, nitems(outbox_reason_names),
-		entry->reason),
-	    entry->status);
+	    outbox_strreason(entry->reason), entry->status);
 }
 
 /* The message header: the fixed record, its text and callback URL. */
@@ -1429,10 +1364,8 @@ message_print(uint64_t id, const struct outbox_message_record *message,
 	char expires[TIME_TEXT_SIZE];
 	const char *state, *class_name;
 
-	state = name_of(
-	    outbox_state_names, nitems(outbox_state_names), message->state);
-	class_name = name_of(outbox_class_names, nitems(outbox_class_names),
-	    message->message_class);
+	state = outbox_strstate(message->state);
+	class_name = outbox_strclass(message->message_class);
 	if (json) {
 		json_object_set_new(object, "id", json_uint(id));
 		json_object_set_new(object, "state", json_string(state));
@@ -1653,14 +1586,6 @@ static const struct {
     {"first_name", 0},
     {"language", 0},
     {"timezone", 0},
-};
-
-static const char *const journey_state_names[FLOW_JOURNEY_STATE_COUNT] = {
-    [FLOW_JOURNEY_RUNNING] = "RUNNING",
-    [FLOW_JOURNEY_WAITING] = "WAITING",
-    [FLOW_JOURNEY_DONE] = "DONE",
-    [FLOW_JOURNEY_EXITED] = "EXITED",
-    [FLOW_JOURNEY_FAILED] = "FAILED",
 };
 
 /* subscriber --help: the command's own page. */
@@ -2071,40 +1996,6 @@ subscriber_print_profile(const struct subscriber *subscriber)
 	}
 }
 
-static const char *const consent_state_names[CONSENT_STATE_COUNT] = {
-    [CONSENT_NEVER] = "never",
-    [CONSENT_PENDING] = "pending",
-    [CONSENT_SUBSCRIBED] = "subscribed",
-    [CONSENT_UNSUBSCRIBED] = "unsubscribed",
-};
-
-static const char *const consent_source_names[CONSENT_SOURCE_COUNT] = {
-    [CONSENT_SOURCE_FORM] = "form",
-    [CONSENT_SOURCE_CHECKOUT] = "checkout",
-    [CONSENT_SOURCE_KEYWORD] = "keyword",
-    [CONSENT_SOURCE_API] = "api",
-    [CONSENT_SOURCE_IMPORT] = "import",
-    [CONSENT_SOURCE_CARRIER] = "carrier",
-};
-
-static const char *const policy_verdict_names[] = {
-    [POLICY_SEND] = "send",
-    [POLICY_DEFER] = "deferred",
-    [POLICY_SKIP] = "skipped",
-};
-
-static const char *const policy_reason_names[POLICY_REASON_COUNT] = {
-    [POLICY_REASON_NONE] = "none",
-    [POLICY_REASON_NO_CONSENT] = "no-consent",
-    [POLICY_REASON_OPTED_OUT] = "opted-out",
-    [POLICY_REASON_QUIET_HOURS] = "quiet-hours",
-    [POLICY_REASON_SMART_SENDING] = "smart-sending",
-    [POLICY_REASON_FREQUENCY_CAP] = "frequency-cap",
-    [POLICY_REASON_ABANDONMENT_LIMIT] = "abandonment-limit",
-    [POLICY_REASON_ABANDONMENT_48H] = "abandonment-48h-passed",
-    [POLICY_REASON_EXITED] = "exited",
-};
-
 #define SUBSCRIBER_HISTORY_MAX 20
 
 /*
@@ -2173,10 +2064,8 @@ subscriber_print_history(struct store *store, const char *number)
 	for (i = 0; i < count; i++)
 		printf("  time=%s state=%s source=%s wording=%s\n",
 		    time_text(changes[i].time_us, when, sizeof(when)),
-		    name_of(consent_state_names, nitems(consent_state_names),
-			changes[i].state),
-		    name_of(consent_source_names, nitems(consent_source_names),
-			changes[i].source),
+		    consent_strstate(changes[i].state),
+		    consent_strsource(changes[i].source),
 		    field_text(changes[i].wording));
 	count = subscriber_history(
 	    store, STORE_DB_DECISIONS, number, decisions, sizeof(decisions[0]));
@@ -2185,10 +2074,8 @@ subscriber_print_history(struct store *store, const char *number)
 		printf("  time=%s %s reason=%s until=%s origin=%s step=%s "
 		       "journey=%" PRIu64 " message=%" PRIu64 "\n",
 		    time_text(decisions[i].time_us, when, sizeof(when)),
-		    name_of(policy_verdict_names, nitems(policy_verdict_names),
-			decisions[i].verdict),
-		    name_of(policy_reason_names, nitems(policy_reason_names),
-			decisions[i].reason),
+		    policy_strverdict(decisions[i].verdict),
+		    policy_strreason(decisions[i].reason),
 		    time_text(decisions[i].until_us, until, sizeof(until)),
 		    field_text(decisions[i].origin),
 		    field_text(decisions[i].step), decisions[i].journey_id,
@@ -2208,15 +2095,12 @@ subscriber_history_json(struct store *store, const char *number, json_t *object)
 	    changes, sizeof(changes[0]));
 	list = json_array();
 	for (i = 0; i < count; i++)
-		json_array_append_new(list,
-		    json_pack("{s:o, s:s, s:s, s:o}", "time",
-			json_time(changes[i].time_us), "state",
-			name_of(consent_state_names,
-			    nitems(consent_state_names), changes[i].state),
-			"source",
-			name_of(consent_source_names,
-			    nitems(consent_source_names), changes[i].source),
-			"wording", json_field(changes[i].wording)));
+		json_array_append_new(
+		    list, json_pack("{s:o, s:s, s:s, s:o}", "time",
+			      json_time(changes[i].time_us), "state",
+			      consent_strstate(changes[i].state), "source",
+			      consent_strsource(changes[i].source), "wording",
+			      json_field(changes[i].wording)));
 	json_object_set_new(object, "consent_history", list);
 	count = subscriber_history(
 	    store, STORE_DB_DECISIONS, number, decisions, sizeof(decisions[0]));
@@ -2225,12 +2109,9 @@ subscriber_history_json(struct store *store, const char *number, json_t *object)
 		json_array_append_new(list,
 		    json_pack("{s:o, s:s, s:s, s:o, s:o, s:o, s:I, s:I}",
 			"time", json_time(decisions[i].time_us), "verdict",
-			name_of(policy_verdict_names,
-			    nitems(policy_verdict_names), decisions[i].verdict),
-			"reason",
-			name_of(policy_reason_names,
-			    nitems(policy_reason_names), decisions[i].reason),
-			"until", json_time(decisions[i].until_us), "origin",
+			policy_strverdict(decisions[i].verdict), "reason",
+			policy_strreason(decisions[i].reason), "until",
+			json_time(decisions[i].until_us), "origin",
 			json_field(decisions[i].origin), "step",
 			json_field(decisions[i].step), "journey",
 			(json_int_t)decisions[i].journey_id, "message",
@@ -2272,9 +2153,7 @@ subscriber_print_text(struct store *store, const struct subscriber *subscriber)
 		       " flow=%s state=%s next_step=%" PRIu32
 		       " due=%s sms_sent=%u started=%s\n",
 		    id, field_text(journey.flow_id),
-		    name_of(journey_state_names, nitems(journey_state_names),
-			journey.state),
-		    journey.step,
+		    flow_journey_strstate(journey.state), journey.step,
 		    time_text(journey.state == FLOW_JOURNEY_WAITING
 				  ? journey.due_us
 				  : 0,
@@ -2295,10 +2174,8 @@ subscriber_print_text(struct store *store, const struct subscriber *subscriber)
 		printf("  message=%" PRIu64 " time=%s state=%s class=%s "
 		       "origin=%s parts=%u text=",
 		    id, time_text(message.created_us, when, sizeof(when)),
-		    name_of(outbox_state_names, nitems(outbox_state_names),
-			message.state),
-		    name_of(outbox_class_names, nitems(outbox_class_names),
-			message.message_class),
+		    outbox_strstate(message.state),
+		    outbox_strclass(message.message_class),
 		    field_text(message.origin),
 		    (unsigned int)message.part_count);
 		print_quoted(text, text_length);
@@ -2359,8 +2236,7 @@ subscriber_journeys_json(
 		json_object_set_new(
 		    object, "flow", json_field(journey.flow_id));
 		json_object_set_new(object, "state",
-		    json_string(name_of(journey_state_names,
-			nitems(journey_state_names), journey.state)));
+		    json_string(flow_journey_strstate(journey.state)));
 		json_object_set_new(
 		    object, "next_step", json_uint(journey.step));
 		json_object_set_new(object, "due",
@@ -2397,11 +2273,9 @@ subscriber_messages_json(
 		json_object_set_new(
 		    object, "time", json_time(message.created_us));
 		json_object_set_new(object, "state",
-		    json_string(name_of(outbox_state_names,
-			nitems(outbox_state_names), message.state)));
+		    json_string(outbox_strstate(message.state)));
 		json_object_set_new(object, "class",
-		    json_string(name_of(outbox_class_names,
-			nitems(outbox_class_names), message.message_class)));
+		    json_string(outbox_strclass(message.message_class)));
 		json_object_set_new(
 		    object, "origin", json_field(message.origin));
 		json_object_set_new(

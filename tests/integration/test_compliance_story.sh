@@ -90,6 +90,10 @@ not_before=$(reply .not_before) || fail "the deferral is not visible on the mess
 local_time=$(TZ=Europe/Rome date -d "$not_before" +%H:%M)
 [ "$local_time" = 08:00 ] || fail "deferred to $local_time Rome time, not 08:00"
 grep -q '"reason":"deferred-quiet-hours"' "$SCRATCH/reply.json" || fail "no deferral in the history"
+"$BUILD/nudgectl" -D "$SCRATCH/var" message "$message" >"$SCRATCH/message.txt" ||
+    fail "nudgectl message $message"
+grep -q "reason=deferred-quiet-hours" "$SCRATCH/message.txt" ||
+    fail "nudgectl message does not name the deferral: $(cat "$SCRATCH/message.txt")"
 deferred=$(date -d "$not_before" +%s)
 now=$(($(clock_now) / 1000000))
 advance $((deferred - now - 60))	# 07:59 Rome
