@@ -199,14 +199,16 @@ $(BUILD)/bench/bench_%: $(BUILD)/obj/tests/bench/bench_%.o $(LIBNUDGE) $(LIBSMPP
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lsmpp34 -lm
 
 # The keep-alive HTTP load generator of the scripted benchmarks: libevent only.
-$(HTTP_DRIVER): $(BUILD)/obj/tests/bench/http_driver.o
+$(HTTP_DRIVER): $(BUILD)/obj/tests/bench/http_driver.o \
+	    $(BUILD)/obj/tests/bench/bench.o
 	$(quiet) LD $@
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent)
 
 # The SMPP load client (ESME) of bench_relay.sh and the soak: smpp/ and
 # libevent.
-$(SMPP_LOAD): $(BUILD)/obj/tests/bench/smpp_load.o $(LIBSMPP)
+$(SMPP_LOAD): $(BUILD)/obj/tests/bench/smpp_load.o \
+	    $(BUILD)/obj/tests/bench/bench.o $(LIBSMPP)
 	$(quiet) LD $@
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs libevent)

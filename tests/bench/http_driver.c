@@ -21,7 +21,6 @@
  * when every request got a 2xx, 3 when some got another answer or failed,
  * 1 when the run could not be made.
  */
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -39,10 +38,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+
+#include "bench.h"
 
 #define PLACEHOLDER        "{{n}}"
 #define PLACEHOLDER_LENGTH (sizeof(PLACEHOLDER) - 1)
@@ -124,22 +124,12 @@ struct driver {
 	uint64_t answered_other;
 	uint64_t failed; /* connection lost, malformed answer */
 	unsigned int consecutive_errors;
-	uint32_t *latencies_us;
-	uint64_t latency_count;
+	struct bench_latencies latencies; /* request sent -> answer read */
 	uint64_t start_ns;
 	uint64_t pace_interval_ns;
 	int aborted;
 	const char *abort_reason;
 };
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
 
 static size_t
 decimal_length(uint64_t value)
@@ -497,7 +487,7 @@ connection_next(struct connection *connection)
 	connection->state = CONNECTION_IDLE;
 	if (driver->issued >= driver->options.requests || driver->aborted)
 		return;
-	now = now_ns();
+	now = bench_now_ns();
 	if (driver->pace_interval_ns > 0) {
 		due_ns = driver->start_ns +
 			 driver->issued * driver->pace_interval_ns;
@@ -529,14 +519,13 @@ static void
 connection_answered(struct connection *connection)
 {
 	struct driver *driver = connection->driver;
-	uint64_t elapsed_us = (now_ns() - connection->started_ns + 500) / 1000;
 
 	if (connection->status >= 200 && connection->status <= 299)
 		driver->answered_2xx++;
 	else
 		driver->answered_other++;
-	driver->latencies_us[driver->latency_count++] =
-	    elapsed_us > UINT32_MAX ? UINT32_MAX : (uint32_t)elapsed_us;
+	bench_latencies_add(
+	    &driver->latencies, bench_now_ns() - connection->started_ns);
 	driver->consecutive_errors = 0;
 	driver_count_completion(driver);
 	if (connection->request_sent < connection->request_length ||
@@ -736,61 +725,13 @@ driver_prepare(struct driver *driver)
 	return 0;
 }
 
-static int
-compare_u32(const void *a, const void *b)
-{
-	uint32_t left = *(const uint32_t *)a, right = *(const uint32_t *)b;
-
-	return left < right ? -1 : left > right;
-}
-
-/* Nearest-rank percentile of the sorted latencies, in milliseconds. */
-static double
-percentile_ms(const struct driver *driver, double percent)
-{
-	uint64_t rank;
-
-	if (driver->latency_count == 0)
-		return 0;
-	rank = (uint64_t)((percent / 100.0) * (double)driver->latency_count +
-			  0.999999);
-	if (rank < 1)
-		rank = 1;
-	if (rank > driver->latency_count)
-		rank = driver->latency_count;
-	return driver->latencies_us[rank - 1] / 1000.0;
-}
-
-static double
-cpu_seconds(void)
-{
-	struct rusage usage;
-
-	getrusage(RUSAGE_SELF, &usage);
-	return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
-	       (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
-
-static void
-bench_line(const char *name, const char *figure, int decimals, double value,
-    const char *unit)
-{
-	printf("BENCH name=%s.%s value=%.*f unit=%s\n", name, figure, decimals,
-	    value, unit);
-}
-
 static void
 driver_report(struct driver *driver, double wall_seconds, double cpu)
 {
 	const struct options *options = &driver->options;
 	uint64_t events_each = options->batch > 0 ? options->batch : 1;
-	double requests_per_second, events_per_second, cpu_percent, sum = 0;
-	uint64_t i;
+	double requests_per_second, events_per_second, cpu_percent;
 
-	qsort(driver->latencies_us, driver->latency_count,
-	    sizeof(*driver->latencies_us), compare_u32);
-	for (i = 0; i < driver->latency_count; i++)
-		sum += driver->latencies_us[i];
 	requests_per_second =
 	    wall_seconds > 0 ? (double)driver->answered_2xx / wall_seconds : 0;
 	events_per_second = requests_per_second * (double)events_each;
@@ -809,13 +750,7 @@ driver_report(struct driver *driver, double wall_seconds, double cpu)
 	printf("  %-14s %.0f\n", "requests/s", requests_per_second);
 	if (options->batch > 0)
 		printf("  %-14s %.0f\n", "events/s", events_per_second);
-	printf("  %-14s p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean "
-	       "%.3f ms\n",
-	    "latency", percentile_ms(driver, 50), percentile_ms(driver, 99),
-	    percentile_ms(driver, 99.9), percentile_ms(driver, 100),
-	    driver->latency_count > 0
-		? sum / (double)driver->latency_count / 1000.0
-		: 0);
+	bench_latencies_print(&driver->latencies);
 	printf("  %-14s %.0f%% of one core%s\n", "driver cpu", cpu_percent,
 	    cpu_percent >= SATURATED_PERCENT
 		? " (SATURATED: the driver may be the bottleneck)"
@@ -826,12 +761,7 @@ driver_report(struct driver *driver, double wall_seconds, double cpu)
 	    "req/s");
 	bench_line(options->name, "events_per_second", 0, events_per_second,
 	    "events/s");
-	bench_line(
-	    options->name, "latency_p50", 3, percentile_ms(driver, 50), "ms");
-	bench_line(
-	    options->name, "latency_p99", 3, percentile_ms(driver, 99), "ms");
-	bench_line(options->name, "latency_p999", 3,
-	    percentile_ms(driver, 99.9), "ms");
+	bench_latencies_bench_lines(&driver->latencies, options->name);
 	bench_line(options->name, "answered_2xx", 0,
 	    (double)driver->answered_2xx, "requests");
 	bench_line(options->name, "answered_other", 0,
@@ -867,19 +797,6 @@ usage(FILE *out)
 	    "{{n}} in the body file and the path becomes K, K+1, ... (one\n"
 	    "number per event); --batch B sends {\"events\":[...]} of B.\n",
 	    out);
-}
-
-static int
-parse_number(const char *text, double minimum, double maximum, double *value)
-{
-	char *end;
-
-	errno = 0;
-	*value = strtod(text, &end);
-	return errno == 0 && end != text && *end == '\0' && *value >= minimum &&
-		       *value <= maximum
-		   ? 0
-		   : -1;
 }
 
 static int
@@ -924,17 +841,17 @@ parse_options(int argc, char **argv, struct options *options)
 			options->host = optarg;
 			break;
 		case 'p':
-			if (parse_number(optarg, 1, 65535, &value) == -1)
+			if (bench_parse_number(optarg, 1, 65535, &value) == -1)
 				goto bad;
 			options->port = (unsigned int)value;
 			break;
 		case 'c':
-			if (parse_number(optarg, 1, 10000, &value) == -1)
+			if (bench_parse_number(optarg, 1, 10000, &value) == -1)
 				goto bad;
 			options->connections = (unsigned int)value;
 			break;
 		case 'n':
-			if (parse_number(optarg, 1, 1e9, &value) == -1)
+			if (bench_parse_number(optarg, 1, 1e9, &value) == -1)
 				goto bad;
 			options->requests = (uint64_t)value;
 			break;
@@ -951,7 +868,7 @@ parse_options(int argc, char **argv, struct options *options)
 			options->body_file = optarg;
 			break;
 		case 'B':
-			if (parse_number(optarg, 1, 100000, &value) == -1)
+			if (bench_parse_number(optarg, 1, 100000, &value) == -1)
 				goto bad;
 			options->batch = (unsigned int)value;
 			break;
@@ -959,12 +876,12 @@ parse_options(int argc, char **argv, struct options *options)
 			options->batch_key = optarg;
 			break;
 		case 'f':
-			if (parse_number(optarg, 0, 1e18, &value) == -1)
+			if (bench_parse_number(optarg, 0, 1e18, &value) == -1)
 				goto bad;
 			options->first = (uint64_t)value;
 			break;
 		case 'r':
-			if (parse_number(optarg, 0, 1e9, &value) == -1)
+			if (bench_parse_number(optarg, 0, 1e9, &value) == -1)
 				goto bad;
 			options->rate = value;
 			break;
@@ -972,12 +889,13 @@ parse_options(int argc, char **argv, struct options *options)
 			options->name = optarg;
 			break;
 		case 'T':
-			if (parse_number(optarg, 0.001, 86400, &value) == -1)
+			if (bench_parse_number(optarg, 0.001, 86400, &value) ==
+			    -1)
 				goto bad;
 			options->timeout_seconds = value;
 			break;
 		case 'E':
-			if (parse_number(optarg, 0, 1e6, &value) == -1)
+			if (bench_parse_number(optarg, 0, 1e6, &value) == -1)
 				goto bad;
 			options->max_errors = (unsigned int)value;
 			break;
@@ -1045,11 +963,11 @@ main(int argc, char **argv)
 	event_config_set_flag(event_config, EVENT_BASE_FLAG_PRECISE_TIMER);
 	driver.base = event_base_new_with_config(event_config);
 	event_config_free(event_config);
-	driver.latencies_us =
-	    calloc(driver.options.requests, sizeof(*driver.latencies_us));
 	driver.connections =
 	    calloc(driver.options.connections, sizeof(*driver.connections));
-	if (driver.base == NULL || driver.latencies_us == NULL ||
+	if (driver.base == NULL ||
+	    bench_latencies_init(&driver.latencies, driver.options.requests) ==
+		-1 ||
 	    driver.connections == NULL) {
 		fprintf(stderr, "http_driver: out of memory\n");
 		goto done;
@@ -1091,15 +1009,15 @@ main(int argc, char **argv)
 		goto done;
 	if (driver.options.rate > 0)
 		driver.pace_interval_ns = (uint64_t)(1e9 / driver.options.rate);
-	cpu_before = cpu_seconds();
-	driver.start_ns = now_ns();
+	cpu_before = bench_cpu_seconds();
+	driver.start_ns = bench_now_ns();
 	for (i = 0; i < driver.options.connections; i++)
 		connection_next(&driver.connections[i]);
 	if (driver.completed < driver.options.requests && !driver.aborted)
 		event_base_dispatch(driver.base);
-	finished_ns = now_ns();
+	finished_ns = bench_now_ns();
 	wall_seconds = (double)(finished_ns - driver.start_ns) / 1e9;
-	driver_report(&driver, wall_seconds, cpu_seconds() - cpu_before);
+	driver_report(&driver, wall_seconds, bench_cpu_seconds() - cpu_before);
 	if (driver.aborted)
 		fprintf(stderr, "http_driver: %s: aborted: %s\n",
 		    driver.options.name, driver.abort_reason);
@@ -1123,7 +1041,7 @@ done:
 	if (driver.base != NULL)
 		event_base_free(driver.base);
 	free(driver.connections);
-	free(driver.latencies_us);
+	bench_latencies_free(&driver.latencies);
 	free(driver.head_middle);
 	template_free(&driver.body);
 	template_free(&driver.path);

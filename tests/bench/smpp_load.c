@@ -24,7 +24,6 @@
  * status or no answer, 1 when the run could not be made. SIGINT/SIGTERM
  * end the run early with a report (and a flushed record).
  */
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -40,11 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "bench.h"
 #include "smpp.h"
 
 #define INPUT_CAPACITY    (256 * 1024)
@@ -142,8 +141,7 @@ struct load {
 	struct status_count statuses[STATUS_KINDS];
 	uint64_t status_overflow;
 
-	uint64_t *latencies_ns; /* messages entries */
-	uint64_t latency_count;
+	struct bench_latencies latencies; /* of ROK answers, from due time */
 
 	uint64_t start_ns;
 	uint64_t end_ns;
@@ -157,28 +155,6 @@ static void session_write(evutil_socket_t, short, void *);
 static void load_fill(struct load *);
 static void load_check_done(struct load *);
 static void load_finish(struct load *);
-
-/* Monotonic nanoseconds. */
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) +
-	       (uint64_t)ts.tv_nsec;
-}
-
-/* User + system CPU seconds of this process. */
-static double
-cpu_seconds(void)
-{
-	struct rusage usage;
-
-	getrusage(RUSAGE_SELF, &usage);
-	return (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
-	       (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
 
 /* Sends what the output buffer holds; arms the write event for the rest. */
 static void
@@ -355,7 +331,7 @@ session_answered(struct session *session, uint32_t sequence, uint32_t status,
 {
 	struct load *load = session->load;
 	struct slot *slot = &session->slots[sequence & (load->slot_count - 1)];
-	uint64_t now = now_ns();
+	uint64_t now = bench_now_ns();
 
 	if (!slot->busy || slot->sequence != sequence) {
 		load->undecodable++;
@@ -365,9 +341,8 @@ session_answered(struct session *session, uint32_t sequence, uint32_t status,
 	session->outstanding--;
 	if (status == SMPP_ESME_ROK) {
 		load->answered_ok++;
-		if (load->latency_count < load->options.messages)
-			load->latencies_ns[load->latency_count++] =
-			    now > slot->due_ns ? now - slot->due_ns : 0;
+		bench_latencies_add(&load->latencies,
+		    now > slot->due_ns ? now - slot->due_ns : 0);
 		if (load->record != NULL)
 			fprintf(load->record, "%" PRIu64 " %s\n", slot->k,
 			    message_id != NULL ? message_id : "-");
@@ -413,9 +388,9 @@ session_handle(struct session *session, const uint8_t *data, size_t length)
 		session->state = SESSION_BOUND;
 		if (++load->bound == load->options.binds) {
 			/* The clock starts once every bind is up. */
-			load->start_ns = now_ns();
+			load->start_ns = bench_now_ns();
 			load->end_ns = load->start_ns;
-			load->cpu_start = cpu_seconds();
+			load->cpu_start = bench_cpu_seconds();
 		}
 		break;
 	case SMPP_SUBMIT_SM_RESP:
@@ -517,7 +492,7 @@ load_fill(struct load *load)
 
 	if (load->bound < load->options.binds || load->finishing)
 		return;
-	now = now_ns();
+	now = bench_now_ns();
 	for (i = 0; i < load->options.binds; i++) {
 		session = &load->sessions[i];
 		while (load->issued < load->options.messages &&
@@ -542,7 +517,7 @@ load_tick(evutil_socket_t fd, short what, void *arg)
 
 	if (load->bound < load->options.binds || load->finishing)
 		return;
-	now = now_ns();
+	now = bench_now_ns();
 	while (load->issued < load->options.messages) {
 		due = load->start_ns + (uint64_t)((double)load->issued * 1e9 /
 						  load->options.rate);
@@ -587,7 +562,7 @@ load_finish(struct load *load)
 		return;
 	load->finishing = 1;
 	if (load->end_ns == 0)
-		load->end_ns = now_ns();
+		load->end_ns = bench_now_ns();
 	for (i = 0; i < load->options.binds; i++) {
 		session = &load->sessions[i];
 		if (session->state == SESSION_CLOSED)
@@ -649,49 +624,14 @@ load_signal(evutil_socket_t signal_number, short what, void *arg)
 	load_finish(load);
 }
 
-static int
-compare_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The p-th percentile of the sorted latencies, in milliseconds. */
-static double
-percentile_ms(const struct load *load, double p)
-{
-	uint64_t index;
-
-	if (load->latency_count == 0)
-		return 0;
-	index = (uint64_t)(p / 100.0 * (double)load->latency_count);
-	if (index >= load->latency_count)
-		index = load->latency_count - 1;
-	return (double)load->latencies_ns[index] / 1e6;
-}
-
-static void
-bench_line(const char *name, const char *figure, int decimals, double value,
-    const char *unit)
-{
-	printf("BENCH name=%s.%s value=%.*f unit=%s\n", name, figure, decimals,
-	    value, unit);
-}
-
 /* The table and the BENCH lines. */
 static void
 load_report(struct load *load, double wall, double cpu)
 {
 	const struct options *options = &load->options;
-	double accepted_per_second, cpu_percent, sum = 0;
-	uint64_t i;
+	double accepted_per_second, cpu_percent;
 	unsigned s;
 
-	qsort(load->latencies_ns, load->latency_count,
-	    sizeof(*load->latencies_ns), compare_u64);
-	for (i = 0; i < load->latency_count; i++)
-		sum += (double)load->latencies_ns[i];
 	accepted_per_second = wall > 0 ? (double)load->answered_ok / wall : 0;
 	cpu_percent = wall > 0 ? 100.0 * cpu / wall : 0;
 	printf("%s: %u %s bind%s x window %u to %s:%u, %" PRIu64 " messages, ",
@@ -718,12 +658,7 @@ load_report(struct load *load, double wall, double cpu)
 		printf("  %-14s %" PRIu64 "\n", "deliver_sm", load->delivers);
 	printf("  %-14s %.3f s\n", "wall", wall);
 	printf("  %-14s %.0f\n", "accepted/s", accepted_per_second);
-	printf("  %-14s p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean "
-	       "%.3f ms\n",
-	    "latency", percentile_ms(load, 50), percentile_ms(load, 99),
-	    percentile_ms(load, 99.9), percentile_ms(load, 100),
-	    load->latency_count > 0 ? sum / (double)load->latency_count / 1e6
-				    : 0);
+	bench_latencies_print(&load->latencies);
 	if (options->rate > 0)
 		printf("  %-14s %" PRIu64 " ticks found every window full\n",
 		    "behind", load->behind);
@@ -735,12 +670,7 @@ load_report(struct load *load, double wall, double cpu)
 		printf("  %-14s %s\n", "aborted", load->abort_reason);
 	bench_line(options->name, "submits_per_second", 0, accepted_per_second,
 	    "submit/s");
-	bench_line(
-	    options->name, "latency_p50", 3, percentile_ms(load, 50), "ms");
-	bench_line(
-	    options->name, "latency_p99", 3, percentile_ms(load, 99), "ms");
-	bench_line(
-	    options->name, "latency_p999", 3, percentile_ms(load, 99.9), "ms");
+	bench_latencies_bench_lines(&load->latencies, options->name);
 	bench_line(
 	    options->name, "accepted", 0, (double)load->answered_ok, "submits");
 	bench_line(options->name, "not_accepted", 0,
@@ -824,20 +754,6 @@ usage(FILE *out)
 	    "    [--timeout SECONDS (600)] [--host 127.0.0.1]\n");
 }
 
-/* Parses an unsigned option value with bounds; -1 on error. */
-static int
-parse_number(const char *text, double low, double high, double *value)
-{
-	char *end;
-
-	errno = 0;
-	*value = strtod(text, &end);
-	if (errno != 0 || end == text || *end != '\0' || *value < low ||
-	    *value > high)
-		return -1;
-	return 0;
-}
-
 static int
 parse_options(int argc, char **argv, struct options *options)
 {
@@ -875,7 +791,7 @@ parse_options(int argc, char **argv, struct options *options)
 			options->host = optarg;
 			break;
 		case 'p':
-			bad |= parse_number(optarg, 1, 65535, &value);
+			bad |= bench_parse_number(optarg, 1, 65535, &value);
 			options->port = (unsigned)value;
 			break;
 		case 's':
@@ -885,19 +801,19 @@ parse_options(int argc, char **argv, struct options *options)
 			options->password = optarg;
 			break;
 		case 'k':
-			bad |= parse_number(optarg, 1, 64, &value);
+			bad |= bench_parse_number(optarg, 1, 64, &value);
 			options->binds = (unsigned)value;
 			break;
 		case 'w':
-			bad |= parse_number(optarg, 1, 4096, &value);
+			bad |= bench_parse_number(optarg, 1, 4096, &value);
 			options->window = (unsigned)value;
 			break;
 		case 'n':
-			bad |= parse_number(optarg, 1, 1e9, &value);
+			bad |= bench_parse_number(optarg, 1, 1e9, &value);
 			options->messages = (uint64_t)value;
 			break;
 		case 'r':
-			bad |= parse_number(optarg, 0, 1e8, &value);
+			bad |= bench_parse_number(optarg, 0, 1e8, &value);
 			options->rate = value;
 			break;
 		case 'R':
@@ -913,14 +829,14 @@ parse_options(int argc, char **argv, struct options *options)
 			options->prefix = optarg;
 			break;
 		case 'f':
-			bad |= parse_number(optarg, 0, 1e11, &value);
+			bad |= bench_parse_number(optarg, 0, 1e11, &value);
 			options->first = (uint64_t)value;
 			break;
 		case 'N':
 			options->name = optarg;
 			break;
 		case 'T':
-			bad |= parse_number(optarg, 1, 86400, &value);
+			bad |= bench_parse_number(optarg, 1, 86400, &value);
 			options->timeout_seconds = (unsigned)value;
 			break;
 		case 'h':
@@ -960,12 +876,11 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	for (load.slot_count = 1; load.slot_count < 2 * load.options.window;)
 		load.slot_count <<= 1;
-	load.latencies_ns =
-	    calloc(load.options.messages, sizeof(*load.latencies_ns));
 	load.sessions = calloc(load.options.binds, sizeof(*load.sessions));
 	config = event_config_new();
-	if (load.latencies_ns == NULL || load.sessions == NULL ||
-	    config == NULL) {
+	if (bench_latencies_init(&load.latencies, load.options.messages) ==
+		-1 ||
+	    load.sessions == NULL || config == NULL) {
 		fprintf(stderr, "smpp_load: out of memory\n");
 		goto fail;
 	}
@@ -1014,7 +929,7 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	wall = (double)(load.end_ns - load.start_ns) / 1e9;
-	cpu = cpu_seconds() - load.cpu_start;
+	cpu = bench_cpu_seconds() - load.cpu_start;
 	if (load.record != NULL && fflush(load.record) != 0) {
 		fprintf(stderr, "smpp_load: %s: %s\n", load.options.record_path,
 		    strerror(errno));
@@ -1052,6 +967,6 @@ fail:
 	if (config != NULL)
 		event_config_free(config);
 	free(load.sessions);
-	free(load.latencies_ns);
+	bench_latencies_free(&load.latencies);
 	return status;
 }
