@@ -155,6 +155,21 @@ static void outbox_end_waiting_parts(struct outbox_pending *,
     struct outbox_message_record *, enum outbox_state, enum outbox_reason,
     uint64_t);
 
+/*
+ * An accepted marketing message counts for smart sending and the caps
+ * from now, and a quiet-hours deferral is put on the number's record.
+ */
+static void
+outbox_note_marketing(const char *number,
+    const struct outbox_message_record *message, uint64_t id, uint64_t now_us)
+{
+	policy_record_send(number, now_us);
+	if (message->not_before_us != 0)
+		policy_record_decision(number, POLICY_DEFER,
+		    POLICY_REASON_QUIET_HOURS, message->not_before_us, 0, id,
+		    message->origin, NULL);
+}
+
 const char *
 outbox_strstate(enum outbox_state state)
 {
@@ -1121,13 +1136,8 @@ outbox_submit(const struct outbox_request *request,
 	for (i = 1; i <= split.count; i++)
 		outbox_waiting_set(pending, (unsigned int)i, 1);
 	outbox_admit(pending, now_us);
-	if (request->message_class == OUTBOX_CLASS_MARKETING) {
-		policy_record_send(to, now_us);
-		if (message.not_before_us != 0)
-			policy_record_decision(to, POLICY_DEFER,
-			    POLICY_REASON_QUIET_HOURS, message.not_before_us, 0,
-			    id, message.origin, NULL);
-	}
+	if (request->message_class == OUTBOX_CLASS_MARKETING)
+		outbox_note_marketing(to, &message, id, now_us);
 	metrics_add(metric_accepted, 1);
 	accepted->id = id;
 	accepted->parts = (unsigned int)split.count;
@@ -1288,13 +1298,8 @@ outbox_submit_part(const struct outbox_part_request *request, uint64_t *id_out)
 	pending->not_before_us = message.not_before_us;
 	outbox_waiting_set(pending, 1, 1);
 	outbox_admit(pending, now_us);
-	if (request->message_class == OUTBOX_CLASS_MARKETING) {
-		policy_record_send(digits, now_us);
-		if (message.not_before_us != 0)
-			policy_record_decision(digits, POLICY_DEFER,
-			    POLICY_REASON_QUIET_HOURS, message.not_before_us, 0,
-			    id, message.origin, NULL);
-	}
+	if (request->message_class == OUTBOX_CLASS_MARKETING)
+		outbox_note_marketing(digits, &message, id, now_us);
 	metrics_add(metric_accepted, 1);
 	*id_out = id;
 	outbox_schedule();
