@@ -121,8 +121,8 @@ consent_parse_source(const char *name)
 static size_t
 consent_key(const char *number, char *key)
 {
-	const char *p = number[0] == '+' ? number + 1 : number;
-	size_t length = strlen(p), i;
+	size_t length, i;
+	const char *p = phone_digits(number, &length);
 
 	if (length < 1 || length >= CONSENT_KEY_MAX)
 		return 0;

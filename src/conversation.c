@@ -74,8 +74,8 @@ static struct metric *metric_keyword_started, *metric_keyword_refused;
 static size_t
 conversation_key(const char *number, char *key, size_t size)
 {
-	const char *digits = number[0] == '+' ? number + 1 : number;
-	size_t length = strlen(digits);
+	size_t length;
+	const char *digits = phone_digits(number, &length);
 
 	if (length == 0 || length >= size)
 		return 0;

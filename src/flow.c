@@ -470,8 +470,8 @@ flow_journey_key(uint64_t id, uint8_t key[8])
 static size_t
 flow_number_key(const char *number, uint64_t id, uint8_t *key, size_t size)
 {
-	const char *digits = number[0] == '+' ? number + 1 : number;
-	size_t length = strlen(digits);
+	size_t length;
+	const char *digits = phone_digits(number, &length);
 
 	if (length + 9 > size)
 		return 0;

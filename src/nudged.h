@@ -1011,6 +1011,8 @@ int phone_normalize(const char *input, const char *default_country, char *out,
     size_t out_size, const char **error);
 /* "39" for "IT"; NULL for a country outside the table. */
 const char *phone_calling_code(const char *iso);
+/* The digits of "+39340..." (the store's keys by number) and their count. */
+const char *phone_digits(const char *number, size_t *length);
 
 /* ===== profile.c ===== */
 

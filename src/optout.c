@@ -23,8 +23,8 @@ static struct metric *metric_refused_lookups;
 static size_t
 optout_key(const char *number, char *key)
 {
-	const char *p = number[0] == '+' ? number + 1 : number;
-	size_t length = strlen(p), i;
+	size_t length, i;
+	const char *p = phone_digits(number, &length);
 
 	if (length < 1 || length >= OPTOUT_KEY_MAX)
 		return 0;

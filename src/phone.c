@@ -164,3 +164,12 @@ phone_normalize(const char *input, const char *default_country, char *out,
 	snprintf(out, out_size, "+%s%s", country->calling_code, national);
 	return 0;
 }
+
+const char *
+phone_digits(const char *number, size_t *length)
+{
+	const char *digits = number[0] == '+' ? number + 1 : number;
+
+	*length = strlen(digits);
+	return digits;
+}

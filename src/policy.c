@@ -50,22 +50,13 @@ policy_strreason(enum policy_reason reason)
 	return reason_names[reason];
 }
 
-static const char *
-policy_digits(const char *number, size_t *length)
-{
-	const char *digits = number[0] == '+' ? number + 1 : number;
-
-	*length = strlen(digits);
-	return digits;
-}
-
 /* The number's recent marketing sends (an empty record if none). */
 static void
 policy_load_sends(const char *number, struct policy_sends_record *record)
 {
 	const void *value;
 	size_t key_length, value_length;
-	const char *key = policy_digits(number, &key_length);
+	const char *key = phone_digits(number, &key_length);
 
 	memset(record, 0, sizeof(*record));
 	if (store_get(gateway->store, STORE_DB_SENDS, key, key_length, &value,
@@ -79,7 +70,7 @@ policy_record_send(const char *number, uint64_t now_us)
 {
 	struct policy_sends_record record;
 	size_t key_length;
-	const char *key = policy_digits(number, &key_length);
+	const char *key = phone_digits(number, &key_length);
 
 	policy_load_sends(number, &record);
 	record.version = POLICY_RECORD_VERSION;
@@ -159,7 +150,7 @@ policy_record_decision(const char *number, enum policy_verdict verdict,
 	char masked[LOG_MASKED_NUMBER_SIZE];
 	uint8_t key[PROFILE_NUMBER_SIZE + 9];
 	size_t length;
-	const char *digits = policy_digits(number, &length);
+	const char *digits = phone_digits(number, &length);
 
 	memset(&record, 0, sizeof(record));
 	record.version = POLICY_RECORD_VERSION;

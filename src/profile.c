@@ -38,22 +38,12 @@ profile_init(const struct config *config)
 	    "Subscriber profiles created.");
 }
 
-/* The store key: the number's digits without "+". */
-static const char *
-profile_key(const char *number, size_t *length)
-{
-	const char *key = number[0] == '+' ? number + 1 : number;
-
-	*length = strlen(key);
-	return key;
-}
-
 enum store_result
 profile_load(const char *number, struct profile *profile)
 {
 	const void *value;
 	size_t value_length, key_length;
-	const char *key = profile_key(number, &key_length);
+	const char *key = phone_digits(number, &key_length);
 	enum store_result result;
 	json_error_t error;
 
@@ -103,7 +93,7 @@ profile_save(struct profile *profile)
 	uint8_t *buffer;
 	char *text;
 
-	key = profile_key(profile->number, &key_length);
+	key = phone_digits(profile->number, &key_length);
 	if ((text = json_dumps(profile->attributes, JSON_COMPACT)) == NULL)
 		return STORE_ERROR;
 	text_length = strlen(text);

@@ -68,6 +68,22 @@ test_refusals(void **state)
 	assert_string_equal(phone_calling_code("fr"), "33");
 }
 
+/* The store's key by number: the digits, with or without the "+". */
+static void
+test_digits(void **state)
+{
+	size_t length = 0;
+
+	assert_string_equal(
+	    phone_digits("+393401234567", &length), "393401234567");
+	assert_int_equal(length, 12);
+	assert_string_equal(
+	    phone_digits("12125550123", &length), "12125550123");
+	assert_int_equal(length, 11);
+	assert_string_equal(phone_digits("+", &length), "");
+	assert_int_equal(length, 0);
+}
+
 int
 main(void)
 {
@@ -75,6 +91,7 @@ main(void)
 	    cmocka_unit_test(test_international),
 	    cmocka_unit_test(test_national_with_default_country),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_digits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
