@@ -242,6 +242,10 @@ wait_for 5 grep -q "$JOURNEY webhook still-in-flight" "$SCRATCH/nudged.log" ||
     fail "the net row did not fire during the POST"
 [ "$(grep -c "webhook posting id=[0-9]* attempt=[0-9]* host=127.0.0.1 port=$SILENT_PORT" "$SCRATCH/nudged.log")" = 1 ] ||
     fail "a second POST went out while the first was in flight"
+# The line is logged before the turn's commit holds the next net row; an
+# answer from a later turn comes after that commit, so the kill cannot
+# land between them (it did once: the old row fired again on restart).
+curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null || fail "/healthz"
 kill -KILL "$NUDGED_PID"
 wait "$NUDGED_PID" 2>/dev/null || true
 stop_pid "$SILENT_PID" 5
