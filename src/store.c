@@ -938,6 +938,17 @@ file_resident_bytes(struct store *store)
 	return (size_t)shared * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The map's share of RSS: file-backed RSS beyond the binary's and libs'. */
+static size_t
+map_resident_bytes(struct store *store)
+{
+	size_t file_resident = file_resident_bytes(store);
+
+	return file_resident > store->file_resident_baseline
+		   ? file_resident - store->file_resident_baseline
+		   : 0;
+}
+
 /*
  * Lets go of the pages of the LMDB map this process has mapped. Why: a
  * read through the map maps not one page but the pages around it that are
@@ -945,8 +956,8 @@ file_resident_bytes(struct store *store)
  * does not stop it), and LMDB writes every page it commits into the page
  * cache. So each commit's first read of a table maps a run of pages written
  * moments before, and the map's share of RSS grows with the store's
- * history, not with what nudged reads: about 240 MB after one million
- * journeys were created, of which nudged had read under 5%. MADV_DONTNEED
+ * history, not with what nudged reads: with 200,000 journeys created, 756
+ * page faults had mapped 11,015 pages (240 MB at a million). MADV_DONTNEED
  * on a shared, read-only file map only drops this process's page-table
  * entries: the data stays in the file and the page cache, pointers into
  * the map stay valid, and the next read of a page is a minor fault. LMDB
@@ -997,26 +1008,17 @@ static void
 store_map_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct store *store = arg;
-	size_t file_resident = file_resident_bytes(store), before;
+	size_t before;
 
 	(void)fd;
 	(void)what;
-	if (file_resident == 0)
-		return;
-	store->map_resident =
-	    file_resident > store->file_resident_baseline
-		? file_resident - store->file_resident_baseline
-		: 0;
+	store->map_resident = map_resident_bytes(store);
 	if (store->map_resident <= store->map_resident_limit)
 		return;
 	before = store->map_resident;
 	if (store_trim_map(store) == -1)
 		return;
-	file_resident = file_resident_bytes(store);
-	store->map_resident =
-	    file_resident > store->file_resident_baseline
-		? file_resident - store->file_resident_baseline
-		: 0;
+	store->map_resident = map_resident_bytes(store);
 	log_info(0, "store", "map-trimmed",
 	    "resident_before=%zu resident_after=%zu limit=%zu", before,
 	    store->map_resident, store->map_resident_limit);
