@@ -107,25 +107,9 @@ wait_sink() {
 # harness's, but quiet (log-level 4, no access logs) and with no get-url
 # service: only MT and receipts run.
 kannel_bench_config() {
-	KANNEL_ADMIN_PORT=$(free_port)
-	KANNEL_BOX_PORT=$(free_port)
-	KANNEL_SENDSMS_PORT=$(free_port)
-	cat >"$1/kannel.conf" <<CONF
-group = core
-admin-port = $KANNEL_ADMIN_PORT
-admin-interface = 127.0.0.1
-admin-password = $KANNEL_PASSWORD
-status-password = $KANNEL_PASSWORD
-admin-allow-ip = "127.0.0.1"
-admin-deny-ip = "*.*.*.*"
-smsbox-port = $KANNEL_BOX_PORT
-smsbox-interface = 127.0.0.1
-box-allow-ip = "127.0.0.1"
-box-deny-ip = "*.*.*.*"
-log-file = "$1/bearerbox.log"
-log-level = 4
-dlr-storage = internal
-sms-resend-freq = 2
+	{
+		kannel_core_group "$1" 4
+		cat <<CONF
 
 group = smsc
 smsc = smpp
@@ -159,6 +143,7 @@ user-allow-ip = "127.0.0.1"
 default-smsc = $KANNEL_SMSC_ID
 max-messages = 1
 CONF
+	} >"$1/kannel.conf"
 }
 
 # start_kannel_bench DIR SINK_PORT WITH_SMSBOX: bearerbox bound to the sink,

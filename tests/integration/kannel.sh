@@ -48,17 +48,18 @@ max-pending-submits = 10
 CONF
 }
 
-# kannel_write_config DIR SMPP_PORT MODE: DIR/kannel.conf with fresh admin,
-# smsbox and sendsms ports (KANNEL_ADMIN_PORT, KANNEL_SENDSMS_PORT).
-kannel_write_config() {
-	dir=$1
-	smpp_port=$2
-	mode=$3
+# kannel_core_group DIR LOG_LEVEL [LINE...]: bearerbox's "group = core" on
+# fresh admin and smsbox ports (KANNEL_ADMIN_PORT, KANNEL_BOX_PORT), all on
+# loopback, logging into DIR; extra LINEs join the group. Also picks
+# KANNEL_SENDSMS_PORT for the smsbox group that follows.
+kannel_core_group() {
+	core_dir=$1
+	core_log_level=$2
+	shift 2
 	KANNEL_ADMIN_PORT=$(free_port)
 	KANNEL_BOX_PORT=$(free_port)
 	KANNEL_SENDSMS_PORT=$(free_port)
-	{
-		cat <<CONF
+	cat <<CONF
 group = core
 admin-port = $KANNEL_ADMIN_PORT
 admin-interface = 127.0.0.1
@@ -70,13 +71,26 @@ smsbox-port = $KANNEL_BOX_PORT
 smsbox-interface = 127.0.0.1
 box-allow-ip = "127.0.0.1"
 box-deny-ip = "*.*.*.*"
-log-file = "$dir/bearerbox.log"
-log-level = 0
-access-log = "$dir/bearerbox-access.log"
+log-file = "$core_dir/bearerbox.log"
+log-level = $core_log_level
 dlr-storage = internal
 sms-resend-freq = 2
-sms-resend-retry = 10
 CONF
+	for line in "$@"; do
+		echo "$line"
+	done
+}
+
+# kannel_write_config DIR SMPP_PORT MODE: DIR/kannel.conf with fresh admin,
+# smsbox and sendsms ports (KANNEL_ADMIN_PORT, KANNEL_SENDSMS_PORT).
+kannel_write_config() {
+	dir=$1
+	smpp_port=$2
+	mode=$3
+	{
+		kannel_core_group "$dir" 0 \
+		    "access-log = \"$dir/bearerbox-access.log\"" \
+		    "sms-resend-retry = 10"
 		case $mode in
 		transceiver)
 			kannel_smsc_group port "$smpp_port" true
