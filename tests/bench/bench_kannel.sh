@@ -109,24 +109,8 @@ wait_sink() {
 kannel_bench_config() {
 	{
 		kannel_core_group "$1" 4
+		kannel_smsc_group port "$2" true "$KANNEL_MAX_PENDING"
 		cat <<CONF
-
-group = smsc
-smsc = smpp
-smsc-id = $KANNEL_SMSC_ID
-host = 127.0.0.1
-port = $2
-transceiver-mode = true
-smsc-username = $KANNEL_SMSC_USERNAME
-smsc-password = $KANNEL_SMSC_PASSWORD
-system-type = ""
-source-addr-ton = 1
-source-addr-npi = 1
-dest-addr-ton = 1
-dest-addr-npi = 1
-reconnect-delay = 2
-enquire-link-interval = 30
-max-pending-submits = $KANNEL_MAX_PENDING
 
 group = smsbox
 bearerbox-host = 127.0.0.1

@@ -23,9 +23,10 @@ KANNEL_SENDSMS_PASSWORD=shoppw
 BEARERBOX_PID=""
 SMSBOX_PID=""
 
-# kannel_smsc_group PORT-KEY PORT TRANSCEIVER: one "group = smsc" towards the
-# SMSC on 127.0.0.1; PORT-KEY is port (transmitter or transceiver) or
-# receive-port (receiver).
+# kannel_smsc_group PORT-KEY PORT TRANSCEIVER [MAX_PENDING]: one "group =
+# smsc" towards the SMSC on 127.0.0.1; PORT-KEY is port (transmitter or
+# transceiver) or receive-port (receiver); MAX_PENDING submits unanswered
+# at most (10).
 kannel_smsc_group() {
 	cat <<CONF
 
@@ -44,7 +45,7 @@ dest-addr-ton = 1
 dest-addr-npi = 1
 reconnect-delay = 2
 enquire-link-interval = 30
-max-pending-submits = 10
+max-pending-submits = ${4:-10}
 CONF
 }
 

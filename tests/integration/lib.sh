@@ -269,3 +269,19 @@ subscribe() {
 	    "http://127.0.0.1:$HTTP_PORT/v1/profiles/$subscribe_number/consent")
 	case "$code" in 2??) ;; *) fail "consent for $1: HTTP $code $(cat "$SCRATCH/consent.json")" ;; esac
 }
+
+# advance SECONDS: moves nudged's test clock (test_clock = yes) on.
+advance() {
+	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
+	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
+}
+
+# texts [DESTINATION]: the texts smsc-sim recorded (start_sim), one a line.
+texts() {
+	perl tests/integration/sink_texts.pl "$SCRATCH/sink.rec" ${1:+"$1"} 2>/dev/null
+}
+
+# count_texts DESTINATION: how many texts reached DESTINATION.
+count_texts() {
+	texts "$1" | wc -l
+}

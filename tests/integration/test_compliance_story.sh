@@ -13,19 +13,6 @@ clock_now() {
 	    perl tests/integration/jsonq.pl .now_us
 }
 
-advance() {
-	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
-	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
-}
-
-texts() {
-	perl tests/integration/sink_texts.pl "$SCRATCH/sink.rec" ${1:+"$1"} 2>/dev/null
-}
-
-count_texts() {
-	texts "$1" | wc -l
-}
-
 wait_count() {
 	wait_for 10 sh -c "[ \$(perl tests/integration/sink_texts.pl $SCRATCH/sink.rec $1 | wc -l) -ge $2 ]"
 }

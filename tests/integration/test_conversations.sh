@@ -16,19 +16,6 @@ NUDGECTL=${NUDGECTL:-$BUILD/nudgectl}
 [ -x "$NUDGECTL" ] || fail "$NUDGECTL is not built (make all)"
 [ -x "$BUILD/smsc-sim" ] || fail "$BUILD/smsc-sim is not built (make all)"
 
-advance() {
-	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
-	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
-}
-
-texts() {
-	perl tests/integration/sink_texts.pl "$SCRATCH/sink.rec" ${1:+"$1"} 2>/dev/null
-}
-
-count_texts() {
-	texts "$1" | wc -l
-}
-
 # wait_texts DESTINATION N: waits up to 10 s for N texts to DESTINATION.
 wait_texts() {
 	tries=200

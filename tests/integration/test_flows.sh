@@ -7,19 +7,6 @@
 # middle of a delay resumes the journey once.
 . tests/integration/lib.sh
 
-advance() {
-	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
-	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
-}
-
-texts() {
-	perl tests/integration/sink_texts.pl "$SCRATCH/sink.rec" ${1:+"$1"} 2>/dev/null
-}
-
-count_texts() {
-	texts "$1" | wc -l
-}
-
 event() {
 	api_post /v1/events "$1"
 	[ "$HTTP_CODE" = 202 ] || fail "event: HTTP $HTTP_CODE $(cat "$SCRATCH/reply.json")"

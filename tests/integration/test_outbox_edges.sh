@@ -9,11 +9,6 @@ metric() {
 	curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | grep "^$1 " | awk '{print $2}'
 }
 
-advance() {
-	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
-	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
-}
-
 UP_PORT=$(free_port)
 DEAD_PORT=$(free_port)
 start_netsmpp "$UP_PORT"

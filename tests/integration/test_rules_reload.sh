@@ -5,11 +5,6 @@
 # and /metrics; a journey in flight finishes on the version it started.
 . tests/integration/lib.sh
 
-advance() {
-	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
-	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
-}
-
 flow_file() {
 	cat <<XML
 <?xml version="1.0" encoding="UTF-8"?>

@@ -8,11 +8,6 @@
 # clock, never by sleeping through the back-off.
 . tests/integration/lib.sh
 
-advance() {
-	curl -fsS -H "Authorization: Bearer $TOKEN" -d "{\"advance_seconds\": $1}" \
-	    "http://127.0.0.1:$HTTP_PORT/v1/test/clock" >/dev/null || fail "test clock"
-}
-
 # event JSON: posts it; JOURNEY is the log id (16 hex digits) of the
 # journey it started, which webhook log lines carry.
 event() {
